@@ -1,0 +1,149 @@
+"""Configuration as nested dataclasses: defaults → TOML file → ``--set`` overrides.
+
+A config class is a dataclass whose fields are scalars (``int``, ``float``, ``bool``,
+``str``), ``list[str]``, or other config dataclasses (TOML sections). Unknown keys and
+values of the wrong type are rejected with a :class:`~neuraltrader.errors.ConfigError`
+naming the key; range checks live in each class's ``validate()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomli_w
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ConfigT = TypeVar("ConfigT")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``"section.key=value"`` into its key path and value.
+
+    The value is read as a TOML value (``5``, ``0.5``, ``true``, ``["a", "b"]``,
+    ``"text"``); anything that is not valid TOML is taken as a bare string, so
+    ``model.models=mlp,dropout`` works from a shell.
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+    try:
+        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return key.strip().split("."), value
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Read a TOML config file; a missing or malformed file is a ``ConfigError``."""
+    path = Path(path)
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {error}") from None
+
+
+def load_config(
+    config_class: type[ConfigT],
+    path: str | Path | None = None,
+    overrides: Iterable[str] = (),
+) -> ConfigT:
+    """Build a validated ``config_class`` from defaults, an optional TOML file and
+    ``--set``-style overrides, applied in that order."""
+    values: dict[str, Any] = read_toml(path) if path is not None else {}
+    for override in overrides:
+        keys, value = parse_override(override)
+        section = values
+        for key in keys[:-1]:
+            nested = section.setdefault(key, {})
+            if not isinstance(nested, dict):
+                raise ConfigError(f"config key {'.'.join(keys)!r}: {key!r} is not a section")
+            section = nested
+        section[keys[-1]] = value
+    config = build(config_class, values)
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
+    return config
+
+
+def build(config_class: type[ConfigT], values: Mapping[str, Any], prefix: str = "") -> ConfigT:
+    """Instantiate ``config_class`` from a nested mapping, checking keys and types."""
+    hints = typing.get_type_hints(config_class)
+    fields = {field.name: field for field in dataclasses.fields(config_class)}  # type: ignore[arg-type]
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        known = ", ".join(prefix + name for name in fields)
+        raise ConfigError(f"unknown config key {prefix + unknown[0]!r}; known keys: {known}")
+    kwargs = {}
+    for name, value in values.items():
+        key = prefix + name
+        kind = hints[name]
+        if dataclasses.is_dataclass(kind):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"config key {key!r} is a section; got {value!r}")
+            kwargs[name] = build(kind, value, prefix=f"{key}.")
+        else:
+            kwargs[name] = _coerce(key, value, kind)
+    return config_class(**kwargs)
+
+
+def _coerce(key: str, value: Any, kind: Any) -> Any:
+    """Check ``value`` against the annotation ``kind``, converting int → float and a
+    comma-separated string → ``list[str]``."""
+    options = typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
+    for option in options:
+        if option is type(None):
+            continue
+        if option is bool and isinstance(value, bool):
+            return value
+        if option is int and isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if option is float and isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if option is str and isinstance(value, str):
+            return value
+        if typing.get_origin(option) is list:
+            items = [item.strip() for item in value.split(",")] if isinstance(value, str) else value
+            if isinstance(items, list) and items and all(isinstance(i, str) for i in items):
+                return items
+    expected = " or ".join(_type_name(option) for option in options if option is not type(None))
+    raise ConfigError(f"config key {key!r} must be {expected}, got {value!r}")
+
+
+def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is list:
+        return "a non-empty list of strings"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[kind]
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """The config as a nested dict, ``None`` values left out (TOML has no null)."""
+    values = {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if value is not None:
+            values[field.name] = to_dict(value) if dataclasses.is_dataclass(value) else value
+    return values
+
+
+def to_toml(config: Any) -> str:
+    """The resolved config as TOML text that :func:`load_config` reads back unchanged."""
+    return tomli_w.dumps(to_dict(config))
+
+
+__all__ = ["build", "load_config", "parse_override", "read_toml", "to_dict", "to_toml"]

@@ -1,0 +1,82 @@
+"""Trading policies: modules mapping a window of past returns to a position."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._checks import PositionKind, check_float, check_int, check_position
+
+
+class PositionHead(nn.Module):
+    """Squash a score into a position: sigmoid → [0, 1] (long only) or tanh → [-1, 1]."""
+
+    def __init__(self, position: PositionKind = "long") -> None:
+        super().__init__()
+        self.position = check_position(position)
+
+    def forward(self, score: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(score) if self.position == "long" else torch.tanh(score)
+
+    def extra_repr(self) -> str:
+        return f"position={self.position!r}"
+
+
+class NeuralTrader(nn.Module):
+    """The tutorial's trader: Linear(L, H) → sigmoid → Linear(H, 1) → position head.
+
+    Parameters
+    ----------
+    lag
+        Window length L (number of inputs).
+    hidden
+        Hidden units H.
+    position
+        ``"long"`` for positions in [0, 1] (the tutorial), ``"long_short"`` for [-1, 1].
+
+    Shapes: input ``(B, L)`` → output ``(B,)``.
+    """
+
+    def __init__(self, lag: int = 4, hidden: int = 5, position: PositionKind = "long") -> None:
+        super().__init__()
+        self.lag = check_int("lag", lag, minimum=1)
+        self.hidden = check_int("hidden", hidden, minimum=1)
+        self.linear0 = nn.Linear(lag, hidden)
+        self.linear1 = nn.Linear(hidden, 1)
+        self.head = PositionHead(position)
+
+    @property
+    def position(self) -> PositionKind:
+        return self.head.position
+
+    def hidden_features(self, windows: torch.Tensor) -> torch.Tensor:
+        """Hidden activations, ``(B, L)`` → ``(B, H)``; the hook subclasses change."""
+        return torch.sigmoid(self.linear0(windows))
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        score = self.linear1(self.hidden_features(windows)).squeeze(-1)
+        return self.head(score)
+
+
+class DropoutTrader(NeuralTrader):
+    """:class:`NeuralTrader` with dropout (rate ``dropout``) on the hidden layer.
+
+    Dropout is active in ``train()`` mode only; ``eval()`` uses the full network.
+    """
+
+    def __init__(
+        self,
+        lag: int = 4,
+        hidden: int = 5,
+        dropout: float = 0.5,
+        position: PositionKind = "long",
+    ) -> None:
+        super().__init__(lag, hidden, position)
+        check_float("dropout", dropout, lower=0.0, upper=1.0, upper_open=True)
+        self.dropout = nn.Dropout(dropout)
+
+    def hidden_features(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.dropout(super().hidden_features(windows))
+
+
+__all__ = ["DropoutTrader", "NeuralTrader", "PositionHead"]
