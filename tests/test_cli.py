@@ -1,0 +1,151 @@
+import json
+import subprocess
+import sys
+
+import matplotlib.image
+import pandas as pd
+import pytest
+import torch
+
+from neuraltrader import __version__, experiment
+from neuraltrader.checkpoint import load_policy
+from neuraltrader.cli import main
+from neuraltrader.config import load_config
+from neuraltrader.experiment import StudyConfig
+from neuraltrader.windows import generate_sequences
+
+RESULT_KEYS = {
+    "dataset", "model", "seeds", "train_return", "valid_return", "valid_recom",
+    "oracle_valid_return", "buy_and_hold_valid_return", "oracle_capture", "best_epoch",
+    "train_seconds", "valid_return_std",
+}
+SMALL = ["--set", "data.n_train=200", "--set", "train.epochs=15", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "small"
+    assert main(["run", *SMALL, "--set", "train.seeds=2", "--out", str(out)]) == 0
+    return out
+
+
+def test_acceptance_command_writes_every_metric(tmp_path, capsys):
+    """The issue's command, at full tutorial size: all four pairs, every DESIGN.md key."""
+    out = tmp_path / "run"
+    assert main(["run", "--set", "data.n_valid=2000", "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["version"] == __version__
+    assert metrics["config"]["data"]["n_valid"] == 2000
+    pairs = [(r["dataset"], r["model"]) for r in metrics["results"]]
+    assert pairs == [("random", "mlp"), ("random", "dropout"),
+                     ("momentum", "mlp"), ("momentum", "dropout")]
+    for result in metrics["results"]:
+        assert RESULT_KEYS <= set(result)
+        assert result["epochs"] == {"random": 500, "momentum": 250}[result["dataset"]]
+    random_mlp, momentum_mlp = metrics["results"][0], metrics["results"][2]
+    assert random_mlp["oracle_valid_return"] == 0.0 and random_mlp["oracle_capture"] is None
+    # seed 0, 2000 validation series: the momentum policy earns most of the oracle's return
+    assert 0.9 < momentum_mlp["oracle_capture"] <= 1.02
+    printed = capsys.readouterr().out
+    assert "momentum" in printed and "capture" in printed and str(out) in printed
+
+
+def test_run_directory_contents(small_run):
+    files = {path.name for path in small_run.iterdir()}
+    assert {"config.toml", "metrics.json", "history.csv", "weights",
+            "policy_random.png", "policy_momentum.png"} <= files
+    pngs = sorted(name for name in files if name.startswith("history_"))
+    assert pngs == ["history_momentum_dropout.png", "history_momentum_mlp.png",
+                    "history_random_dropout.png", "history_random_mlp.png"]
+    for name in [*pngs, "policy_random.png", "policy_momentum.png"]:
+        image = matplotlib.image.imread(small_run / name)
+        assert image.shape[0] > 100 and image.shape[1] > 100
+    assert not list(small_run.parent.glob(".*incomplete*"))
+
+
+def test_history_and_seed_statistics(small_run):
+    history = pd.read_csv(small_run / "history.csv")
+    assert list(history.columns) == ["dataset", "model", "seed", "epoch", "train_recom",
+                                     "train_return", "valid_recom", "valid_return"]
+    assert len(history) == 4 * 2 * 15 and sorted(history["seed"].unique()) == [0, 1]
+    metrics = json.loads((small_run / "metrics.json").read_text())
+    for result in metrics["results"]:
+        rows = history[(history.dataset == result["dataset"]) & (history.model == result["model"])]
+        final = rows[rows.epoch == 15]
+        assert result["seeds"] == 2
+        assert result["valid_return"] == pytest.approx(final.valid_return.mean(), rel=1e-5)
+        assert result["valid_return_std"] == pytest.approx(final.valid_return.std(), rel=1e-4)
+        assert result["best_epoch"] == rows.groupby("epoch").valid_return.mean().idxmax()
+
+
+def test_saved_config_and_weights_reproduce_the_figures(small_run):
+    config = load_config(StudyConfig, small_run / "config.toml")
+    assert config.train.seeds == 2 and config.train.epochs == 15 and config.data.n_train == 200
+    metrics = json.loads((small_run / "metrics.json").read_text())
+    momentum = experiment.make_process("momentum", config.data)
+    valid_seed = experiment.derive_seed(config.seed, experiment._stream("momentum", "valid"))
+    valid_x, valid_y = generate_sequences(momentum.sample(100, 20, seed=valid_seed), 4)
+    returns = []
+    for seed in (0, 1):
+        model = load_policy(small_run / "weights" / f"momentum_dropout_seed{seed}.safetensors")
+        with torch.no_grad():
+            returns.append(float((model(valid_x) * valid_y).mean()))
+    reported = next(r for r in metrics["results"] if r["dataset"] == "momentum"
+                    and r["model"] == "dropout")
+    assert reported["valid_return"] == pytest.approx(sum(returns) / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--set", "data.length=4"], "data.length (T=4) must exceed data.lag (L=4)"),
+        (["--set", "data.rho=1.0"], "data.rho must lie in (-1, 1), got 1.0"),
+        (["--set", "train.lr=-0.1"], "train.lr must lie in (0, inf], got -0.1"),
+        (["--set", "train.epochs=0"], "train.epochs must be an integer >= 1, got 0"),
+        (["--set", "train.epoch=5"], "unknown config key 'train.epoch'"),
+        (["--config", "{bad}"], "is not valid TOML"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_run_directory(
+    tmp_path, capsys, arguments, message
+):
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text("[train\nepochs = 3\n")
+    arguments = [str(bad_toml) if a == "{bad}" else a for a in arguments]
+    out = tmp_path / "runs" / "bad"
+    assert main(["run", *arguments, "--out", str(out), "--no-progress"]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("neuraltrader: error: ") and message in stderr
+    assert stderr.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
+def test_existing_run_directory_is_not_overwritten(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert main(["run", *SMALL, "--out", str(out)]) == 2
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+def test_a_failure_while_writing_leaves_nothing_that_looks_done(tmp_path, monkeypatch):
+    def broken_write(result, directory):
+        (directory / "metrics.json").write_text("{}")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(experiment, "write_run", broken_write)
+    out = tmp_path / "run"
+    with pytest.raises(OSError, match="disk full"):
+        main(["run", *SMALL, "--out", str(out)])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_console_script_version_and_exit_code(tmp_path):
+    version = subprocess.run([sys.executable, "-m", "neuraltrader", "--version"],
+                             capture_output=True, text=True, check=True)
+    assert version.stdout.strip() == f"neuraltrader {__version__}"
+    bad = subprocess.run([sys.executable, "-m", "neuraltrader", "run", "--set", "data.x=1",
+                          "--out", str(tmp_path / "x")], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert "unknown config key 'data.x'" in bad.stderr and not (tmp_path / "x").exists()

@@ -1,0 +1,67 @@
+import pytest
+
+from neuraltrader import ConfigError
+from neuraltrader.config import load_config, to_toml
+from neuraltrader.experiment import StudyConfig
+
+
+def test_defaults_are_the_tutorials():
+    config = load_config(StudyConfig)
+    assert (config.data.n_train, config.data.n_valid, config.data.length, config.data.lag) == (
+        1000, 100, 20, 4,
+    )
+    assert config.data.rho == 0.2 and config.data.datasets == ["random", "momentum"]
+    assert (config.model.hidden, config.model.dropout, config.model.models) == (
+        5, 0.5, ["mlp", "dropout"],
+    )
+    assert config.train.lr == 0.01 and config.train.batch_size == 1000
+    assert config.train.epochs_for("random") == 500 and config.train.epochs_for("momentum") == 250
+
+
+def test_file_then_overrides(tmp_path):
+    path = tmp_path / "study.toml"
+    path.write_text("seed = 3\n[data]\nrho = 0.5\nn_train = 50\n[train]\nepochs = 9\n")
+    config = load_config(StudyConfig, path, ["data.rho=0.1", "model.models=mlp", "train.lr=1"])
+    assert config.seed == 3 and config.data.n_train == 50 and config.train.epochs == 9
+    assert config.data.rho == 0.1  # the override wins over the file
+    assert config.model.models == ["mlp"] and config.train.lr == 1.0
+    assert config.train.epochs_for("random") == 9
+
+
+def test_resolved_config_reads_back_unchanged(tmp_path):
+    config = load_config(StudyConfig, overrides=["train.seeds=3", "model.position=long_short"])
+    path = tmp_path / "config.toml"
+    path.write_text(to_toml(config))
+    assert load_config(StudyConfig, path) == config
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.nope=1", "unknown config key 'data.nope'; known keys: data.datasets"),
+        ("nope.key=1", "unknown config key 'nope'"),
+        ("data.n_train=many", "config key 'data.n_train' must be an integer, got 'many'"),
+        ("train.lr=true", "config key 'train.lr' must be a number, got True"),
+        ("data=1", "config key 'data' is a section"),
+        ("data.length=4", r"data.length \(T=4\) must exceed data.lag \(L=4\)"),
+        ("data.rho=1", r"data.rho must lie in \(-1, 1\), got 1.0"),
+        ("data.rho=-1.5", "got -1.5"),
+        ("train.lr=0", r"train.lr must lie in \(0, inf\], got 0.0"),
+        ("train.epochs=0", "train.epochs must be an integer >= 1, got 0"),
+        ("model.models=mlp,cnn", "model.models entry must be one of 'mlp', 'dropout'; got 'cnn'"),
+        ("data.datasets=[]", "must be a non-empty list of strings"),
+        ("seed", "--set expects section.key=value, got 'seed'"),
+    ],
+)
+def test_bad_values_are_named(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(StudyConfig, overrides=[override])
+
+
+def test_malformed_or_missing_file(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text("[data\nrho = 0.2\n")
+    with pytest.raises(ConfigError, match="bad.toml' is not valid TOML"):
+        load_config(StudyConfig, path)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(StudyConfig, tmp_path / "missing.toml")
