@@ -24,7 +24,7 @@ def train_and_test(process, epochs, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 100])
 def test_momentum_policy_earns_97_percent_of_the_oracle(seed):
-    # seeds 0..4 and 100 gave 99.6-99.8% capture when this was written
+    # measured over seeds 0-4 and 100: capture 98.0% (seed 3) to 99.7% (seed 0)
     gains, oracle = train_and_test(AR1(0.2), epochs=250, seed=seed)
     assert float(gains.mean()) >= 0.97 * float(oracle.mean())
 
@@ -33,6 +33,7 @@ def test_momentum_policy_earns_97_percent_of_the_oracle(seed):
 @pytest.mark.parametrize("seed", [0, 100])
 def test_no_edge_is_learned_from_iid_returns(seed):
     gains, _ = train_and_test(IIDNormal(), epochs=500, seed=seed)
+    # measured over seeds 0-4 and 100: t-statistics between -1.25 and 1.89
     per_series = gains.mean(1)  # windows of one series overlap: average them first
     standard_error = per_series.std() / FRESH**0.5
     assert abs(float(per_series.mean())) < 3 * float(standard_error)
