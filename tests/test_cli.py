@@ -40,7 +40,7 @@ def test_acceptance_command_writes_every_metric(tmp_path, capsys):
     assert pairs == [("random", "mlp"), ("random", "dropout"),
                      ("momentum", "mlp"), ("momentum", "dropout")]
     for result in metrics["results"]:
-        assert RESULT_KEYS <= set(result)
+        assert set(result) >= RESULT_KEYS
         assert result["epochs"] == {"random": 500, "momentum": 250}[result["dataset"]]
     random_mlp, momentum_mlp = metrics["results"][0], metrics["results"][2]
     assert random_mlp["oracle_valid_return"] == 0.0 and random_mlp["oracle_capture"] is None

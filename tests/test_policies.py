@@ -11,8 +11,8 @@ def test_position_ranges_and_shapes(batch):
     long = NeuralTrader(4, 5)(windows)
     long_short = NeuralTrader(4, 5, position="long_short")(windows)
     assert long.shape == (batch,) and long_short.shape == (batch,)
-    assert ((0 <= long) & (long <= 1)).all()
-    assert ((-1 <= long_short) & (long_short <= 1)).all()
+    assert ((long >= 0) & (long <= 1)).all()
+    assert ((long_short >= -1) & (long_short <= 1)).all()
 
 
 def test_tutorial_layers():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from . import __version__
 from .errors import NeuralTraderError
@@ -36,20 +36,47 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(run)
     run.set_defaults(handler=_run_study)
+
+    demo = commands.add_parser("demo", help="the tutorial's warm-up studies")
+    demos = demo.add_subparsers(dest="demo", required=True, metavar="DEMO")
+    for name, summary in (
+        ("linear", "linear regression by gradient descent, against OLS"),
+        ("classifier", "a small neural classifier, against the Bayes classifier"),
+    ):
+        parser_for_demo = demos.add_parser(name, help=summary, description=summary)
+        _add_run_options(parser_for_demo)
+        parser_for_demo.set_defaults(handler=_run_demo)
     return parser
 
 
-def _run_study(args: argparse.Namespace) -> int:
+def _execute(args: argparse.Namespace, config_class: type, runner: Callable[..., str]) -> int:
+    """Resolve the config and output path (both checked before any work), run, print."""
     from .config import load_config
-    from .experiment import StudyConfig, results_table, run
     from .rundir import check_run_dir, default_run_dir
 
-    config = load_config(StudyConfig, args.config, args.overrides)
+    config = load_config(config_class, args.config, args.overrides)
     out = check_run_dir(args.out) if args.out else default_run_dir()
-    result = run(config, out, progress=not args.no_progress)
-    print(results_table(result.results))
+    print(runner(config, out, progress=not args.no_progress))
     print(f"run directory: {out}")
     return 0
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    from .experiment import StudyConfig, results_table, run
+
+    return _execute(
+        args, StudyConfig,
+        lambda config, out, progress: results_table(run(config, out, progress=progress).results),
+    )
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from .demos import DEMOS, run_demo
+
+    return _execute(
+        args, DEMOS[args.demo][0],
+        lambda config, out, progress: run_demo(args.demo, config, out, progress=progress).table,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,17 +17,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from . import __version__
 from ._checks import POSITION_KINDS, check_choice, check_float, check_int
 from ._random import derive_seed, seeded
 from .benchmarks import buy_and_hold_position, oracle_position
 from .checkpoint import save_policy
-from .config import to_dict, to_toml
 from .errors import ConfigError
 from .objectives import mean_return
 from .policies import DropoutTrader, NeuralTrader
 from .report import plot_history, plot_policy
-from .rundir import staged_run_dir, write_json
+from .rundir import staged_run_dir, write_run_files
 from .simulate import AR1, IIDNormal, ReturnProcess
 from .train import OPTIMIZERS, fit
 from .windows import generate_sequences
@@ -269,22 +267,22 @@ def results_table(results: list[dict[str, object]]) -> str:
 
 def write_run(result: StudyResult, directory: Path) -> None:
     """Write ``config.toml``, ``metrics.json``, ``history.csv``, weights and PNGs."""
-    directory.joinpath("config.toml").write_text(to_toml(result.config))
-    write_json(
-        directory / "metrics.json",
-        {"version": __version__, "config": to_dict(result.config), "results": result.results},
-    )
-    result.history.to_csv(directory / "history.csv", index=False)
+    figures = {
+        f"history_{dataset}_{model_name}": plot_history(
+            history, title=f"{dataset} data, {model_name} model"
+        )
+        for (dataset, model_name), history in result.history.groupby(
+            ["dataset", "model"], sort=False
+        )
+    } | {
+        f"policy_{dataset}": plot_policy(curves, title=f"learned policy vs oracle: {dataset} data")
+        for dataset, curves in result.policy_curves.items()
+    }
+    write_run_files(directory, result.config, {"results": result.results}, result.history, figures)
     weights = directory / "weights"
     weights.mkdir()
     for (dataset, model_name, seed), model in result.models.items():
         save_policy(model, weights / f"{dataset}_{model_name}_seed{seed}.safetensors")
-    for (dataset, model_name), history in result.history.groupby(["dataset", "model"], sort=False):
-        figure = plot_history(history, title=f"{dataset} data, {model_name} model")
-        figure.savefig(directory / f"history_{dataset}_{model_name}.png")
-    for dataset, curves in result.policy_curves.items():
-        figure = plot_policy(curves, title=f"learned policy vs oracle: {dataset} data")
-        figure.savefig(directory / f"policy_{dataset}.png")
 
 
 def run(config: StudyConfig, out: str | Path, *, progress: bool = True) -> StudyResult:

@@ -21,10 +21,10 @@ STYLE = {
 }
 
 HISTORY_PANELS = [
-    ("train_recom", "train: mean position"),
-    ("train_return", "train: mean return"),
-    ("valid_recom", "valid: mean position"),
-    ("valid_return", "valid: mean return"),
+    ("train: mean position", ["train_recom"]),
+    ("train: mean return", ["train_return"]),
+    ("valid: mean position", ["valid_recom"]),
+    ("valid: mean return", ["valid_return"]),
 ]
 
 
@@ -34,31 +34,54 @@ def _figure(**kwargs: object) -> Figure:
     return Figure(layout="constrained", **kwargs)
 
 
-def plot_history(history: pd.DataFrame, title: str = "") -> Figure:
-    """The tutorial's 2×2 training history: train/valid mean position and return per epoch.
+def plot_panels(
+    frame: pd.DataFrame,
+    panels: list[tuple[str, list[str]]],
+    *,
+    x: str,
+    layout: tuple[int, int],
+    references: dict[str, dict[str, float]] | None = None,
+    title: str = "",
+) -> Figure:
+    """One panel per ``(title, columns)`` entry, each column drawn against ``x``.
 
-    ``history`` has an ``epoch`` column, the four history columns and optionally
-    ``seed``; with several seeds the mean is drawn with a ±1 sd band.
+    Several rows per ``x`` value (replicas) are drawn as their mean with a ±1 sd band.
+    ``references`` maps a column to labelled horizontal lines (e.g. OLS, truth).
     """
     import matplotlib
 
+    references = references or {}
+    rows, columns = layout
     with matplotlib.rc_context(STYLE):
-        figure = _figure(figsize=(10, 6))
-        axes = figure.subplots(2, 2, sharex=True)
-        grouped = history.groupby("epoch")
-        for axis, (column, label) in zip(axes.flat, HISTORY_PANELS, strict=True):
-            mean = grouped[column].mean()
-            axis.plot(mean.index, mean.to_numpy(), color=COLORS[0], linewidth=1.2)
-            if grouped.size().max() > 1:
-                spread = grouped[column].std()
-                axis.fill_between(
-                    mean.index, mean - spread, mean + spread, color=COLORS[0], alpha=0.2
-                )
-            axis.set_title(label)
-            axis.set_xlabel("epoch")
+        figure = _figure(figsize=(3.4 * columns + 0.6, 2.8 * rows + 0.4))
+        axes = figure.subplots(rows, columns, sharex=True, squeeze=False)
+        grouped = frame.groupby(x)
+        replicated = bool(grouped.size().max() > 1)
+        for axis, (panel_title, panel_columns) in zip(axes.flat, panels, strict=True):
+            for color, column in zip(COLORS, panel_columns, strict=False):
+                mean = grouped[column].mean()
+                axis.plot(mean.index, mean.to_numpy(), color=color, linewidth=1.2, label=column)
+                if replicated:
+                    spread = grouped[column].std()
+                    axis.fill_between(mean.index, mean - spread, mean + spread,
+                                      color=color, alpha=0.2)
+                for style, (label, value) in zip(
+                    ("--", ":"), references.get(column, {}).items(), strict=False
+                ):
+                    axis.axhline(value, color="black", linestyle=style, linewidth=1, label=label)
+            if len(panel_columns) > 1 or references.get(panel_columns[0]):
+                axis.legend(frameon=False)
+            axis.set_title(panel_title)
+            axis.set_xlabel(x)
         if title:
             figure.suptitle(title)
     return figure
+
+
+def plot_history(history: pd.DataFrame, title: str = "") -> Figure:
+    """The tutorial's 2×2 training history: train/valid mean position and return per
+    epoch (mean and ±1 sd band over seeds when ``history`` holds several)."""
+    return plot_panels(history, HISTORY_PANELS, x="epoch", layout=(2, 2), title=title)
 
 
 def plot_policy(curves: pd.DataFrame, title: str = "") -> Figure:
@@ -87,4 +110,4 @@ def plot_policy(curves: pd.DataFrame, title: str = "") -> Figure:
     return figure
 
 
-__all__ = ["COLORS", "plot_history", "plot_policy"]
+__all__ = ["COLORS", "plot_history", "plot_panels", "plot_policy"]

@@ -14,9 +14,14 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .config import to_dict, to_toml
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 
 def default_run_dir(root: str | Path = "runs") -> Path:
@@ -67,4 +72,28 @@ def write_json(path: Path, payload: Any) -> None:
     path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
 
-__all__ = ["check_run_dir", "default_run_dir", "staged_run_dir", "write_json"]
+def write_run_files(
+    directory: Path,
+    config: Any,
+    payload: dict[str, Any],
+    history: pd.DataFrame,
+    figures: dict[str, Figure],
+) -> None:
+    """The files every run directory has: ``config.toml`` (the resolved config),
+    ``metrics.json`` (``version``, ``config``, then ``payload``), ``history.csv`` and
+    one PNG per figure, named by its key."""
+    from . import __version__
+
+    directory.joinpath("config.toml").write_text(to_toml(config))
+    write_json(
+        directory / "metrics.json",
+        {"version": __version__, "config": to_dict(config)} | payload,
+    )
+    history.to_csv(directory / "history.csv", index=False)
+    for name, figure in figures.items():
+        figure.savefig(directory / f"{name}.png")
+
+
+__all__ = [
+    "check_run_dir", "default_run_dir", "staged_run_dir", "write_json", "write_run_files",
+]

@@ -169,7 +169,9 @@ def fit(
     lag = getattr(model, "lag", train_x.shape[1])
     for name, windows in (("train", train_x), ("valid", valid_x)):
         if windows.shape[1] != lag:
-            raise DataError(f"{name} windows have {windows.shape[1]} columns, the model's lag is {lag}")
+            raise DataError(
+                f"{name} windows have {windows.shape[1]} columns, the model's lag is {lag}"
+            )
     optim = make_optimizer(optimizer, model.parameters(), lr)
     generator = as_generator(generator)
 

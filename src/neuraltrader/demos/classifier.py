@@ -1,0 +1,194 @@
+"""The tutorial's second side study: a small neural classifier of hyperplane data.
+
+Labels are 1[intercept + slope·sum(x) + logistic noise > 0] for x ~ N(0, I_dim); a
+Linear(dim, hidden) → sigmoid → Linear(hidden, 2) network is trained with cross-entropy
+in batches, and its accuracy is compared with the Bayes classifier (the true hyperplane).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+from tqdm.auto import tqdm
+
+from .._checks import check_choice, check_float, check_int
+from .._random import Seed, as_generator, derive_seed, seeded
+from ..report import plot_panels
+from ..train import OPTIMIZERS, make_optimizer
+from ._result import DemoResult
+
+RATES = ["accuracy", "false_pos", "false_neg"]
+
+
+@dataclass
+class ClassifierDataConfig:
+    """Hyperplane data: ``[data]``."""
+
+    n_train: int = 10_000  # training points
+    n_valid: int = 10_000  # fresh validation points
+    dim: int = 100  # features
+    intercept: float = 0.0  # hyperplane intercept
+    slope: float = 1.0  # every feature's coefficient
+
+    def validate(self) -> None:
+        check_int("data.n_train", self.n_train, minimum=1)
+        check_int("data.n_valid", self.n_valid, minimum=1)
+        check_int("data.dim", self.dim, minimum=1)
+        check_float("data.intercept", self.intercept)
+        check_float("data.slope", self.slope)
+
+
+@dataclass
+class ClassifierTrainConfig:
+    """Model and training: ``[train]``."""
+
+    hidden: int = 2  # hidden units
+    epochs: int = 10  # passes over the training data
+    lr: float = 0.01  # learning rate
+    batch_size: int = 1000  # points per step
+    shuffle: bool = False  # the tutorial's loader keeps the order
+    optimizer: str = "rmsprop"  # rmsprop, adam or sgd
+
+    def validate(self) -> None:
+        check_int("train.hidden", self.hidden, minimum=1)
+        check_int("train.epochs", self.epochs, minimum=1)
+        check_float("train.lr", self.lr, lower=0, lower_open=True)
+        check_int("train.batch_size", self.batch_size, minimum=1)
+        check_choice("train.optimizer", self.optimizer, tuple(OPTIMIZERS))
+
+
+@dataclass
+class ClassifierConfig:
+    """The classifier demo; ``seed`` fixes data, initial weights and batch order."""
+
+    seed: int = 0
+    data: ClassifierDataConfig = field(default_factory=ClassifierDataConfig)
+    train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
+
+    def validate(self) -> None:
+        check_int("seed", self.seed, minimum=0)
+        self.data.validate()
+        self.train.validate()
+
+
+class HyperplaneClassifier(nn.Module):
+    """Linear(dim, hidden) → sigmoid → Linear(hidden, 2): logits ``(B, 2)`` for ``(B, dim)``."""
+
+    def __init__(self, dim: int = 100, hidden: int = 2) -> None:
+        super().__init__()
+        self.linear0 = nn.Linear(dim, hidden)
+        self.linear1 = nn.Linear(hidden, 2)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.linear1(torch.sigmoid(self.linear0(features)))
+
+
+def simulate_hyperplane(
+    data: ClassifierDataConfig, n: int, seed: Seed = None
+) -> tuple[TensorDataset, torch.Tensor]:
+    """``n`` points: a TensorDataset of features ``(n, dim)`` and labels ``(n,)`` (int64),
+    and the true hyperplane's score ``(n,)`` (without the noise)."""
+    generator = as_generator(seed)
+    features = torch.randn(n, data.dim, generator=generator)
+    score = data.intercept + data.slope * features.sum(1)
+    uniform = torch.rand(n, generator=generator).clamp(1e-7, 1 - 1e-7)
+    labels = (score + torch.logit(uniform) > 0).long()  # logit(U) is standard logistic
+    return TensorDataset(features, labels), score
+
+
+def classification_rates(predicted: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Accuracy, false-positive and false-negative rates, each a share of all points,
+    so that false_pos + false_neg = 1 - accuracy. Returns ``(3,)``."""
+    target = labels == 1
+    return torch.stack((
+        (predicted == target).float().mean(),
+        (predicted & ~target).float().mean(),
+        (~predicted & target).float().mean(),
+    ))
+
+
+def predict(logits: torch.Tensor) -> torch.Tensor:
+    """Class 1 where its logit is at least class 0's: ``(B, 2)`` → bool ``(B,)``."""
+    return logits[:, 1] >= logits[:, 0]
+
+
+def fit_classifier(
+    model: nn.Module,
+    train: TensorDataset,
+    valid: TensorDataset,
+    config: ClassifierTrainConfig,
+    *,
+    generator: Seed = None,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Cross-entropy training in batches sliced from the tensors; per epoch, the rates
+    averaged over training batches (before each step, as the tutorial) and on ``valid``."""
+    features, labels = train.tensors
+    valid_features, valid_labels = valid.tensors
+    optim = make_optimizer(config.optimizer, model.parameters(), config.lr)
+    loss_function = nn.CrossEntropyLoss()
+    generator = as_generator(generator)
+    starts = range(0, len(features), config.batch_size)
+    history = torch.empty(config.epochs, 2 * len(RATES))
+    for epoch in tqdm(range(config.epochs), desc="classifier", disable=not progress, leave=False):
+        model.train()
+        if config.shuffle:
+            order = torch.randperm(len(features), generator=generator)
+            features, labels = features[order], labels[order]
+        batch_rates = torch.empty(len(starts), len(RATES))
+        for i, start in enumerate(starts):
+            batch_labels = labels[start : start + config.batch_size]
+            logits = model(features[start : start + config.batch_size])
+            loss = loss_function(logits, batch_labels)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            batch_rates[i] = classification_rates(predict(logits.detach()), batch_labels)
+        model.eval()
+        with torch.no_grad():
+            valid_rates = classification_rates(predict(model(valid_features)), valid_labels)
+        history[epoch] = torch.cat((batch_rates.mean(0), valid_rates))
+    columns = [f"{split}_{rate}" for split in ("train", "valid") for rate in RATES]
+    frame = pd.DataFrame(history.numpy(), columns=columns)
+    frame.insert(0, "epoch", range(1, config.epochs + 1))
+    return frame
+
+
+def classifier_study(config: ClassifierConfig, *, progress: bool = True) -> DemoResult:
+    """Train the classifier and compare it with the Bayes classifier on fresh data."""
+    config.validate()
+    data = config.data
+    train, _ = simulate_hyperplane(data, data.n_train, seed=derive_seed(config.seed, 1))
+    valid, valid_score = simulate_hyperplane(data, data.n_valid, seed=derive_seed(config.seed, 2))
+    with seeded(config.seed):
+        model = HyperplaneClassifier(data.dim, config.train.hidden)
+        history = fit_classifier(
+            model, train, valid, config.train, generator=config.seed, progress=progress
+        )
+    bayes = classification_rates(valid_score > 0, valid.tensors[1])
+    final = history.iloc[-1]
+    metrics = {f"valid_{rate}": float(final[f"valid_{rate}"]) for rate in RATES} | {
+        f"train_{rate}": float(final[f"train_{rate}"]) for rate in RATES
+    } | {"bayes_accuracy": float(bayes[0])}
+    table = pd.DataFrame(
+        {
+            "train": [metrics[f"train_{rate}"] for rate in RATES],
+            "valid": [metrics[f"valid_{rate}"] for rate in RATES],
+            "bayes (valid)": bayes.tolist(),
+        },
+        index=RATES,
+    )
+    figure = plot_panels(
+        history, [(rate, [f"train_{rate}", f"valid_{rate}"]) for rate in RATES],
+        x="epoch", layout=(1, 3),
+        references={"valid_accuracy": {"bayes": metrics["bayes_accuracy"]}},
+        title="neural classifier of hyperplane data",
+    )
+    return DemoResult(
+        config=config, metrics=metrics, history=history, figures={"history": figure},
+        table=table.to_string(float_format=lambda value: f"{value:.4f}"),
+    )
