@@ -17,24 +17,12 @@ POLICY_CLASSES: dict[str, type[nn.Module]] = {
 }
 
 
-def policy_arguments(model: nn.Module) -> dict[str, object]:
-    """The constructor arguments that rebuild ``model``'s architecture."""
-    arguments: dict[str, object] = {
-        "lag": model.lag,
-        "hidden": model.hidden,
-        "position": model.position,
-    }
-    if isinstance(model, DropoutTrader):
-        arguments["dropout"] = model.dropout.p
-    return arguments
-
-
 def save_policy(model: nn.Module, path: str | Path) -> None:
     """Write ``model``'s weights and architecture to a ``.safetensors`` file."""
     name = type(model).__name__
     if name not in POLICY_CLASSES:
         raise DataError(f"cannot save a {name}; known policies: {', '.join(POLICY_CLASSES)}")
-    metadata = {"class": name, "arguments": json.dumps(policy_arguments(model))}
+    metadata = {"class": name, "arguments": json.dumps(model.init_arguments())}
     state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
     save_file(state, str(path), metadata=metadata)
 

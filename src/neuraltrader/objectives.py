@@ -15,14 +15,16 @@ def mean_return(positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     positions, targets
-        Shape ``(B,)``: the position taken after each window and the return that follows.
+        Shape ``(B,)``: the position taken after each window and the return that
+        follows; or ``(E, B)`` for E replicas (targets ``(B,)`` are broadcast).
 
     Returns
     -------
     torch.Tensor
-        Scalar ``mean(positions * targets)``; training maximises it.
+        ``mean(positions * targets)`` over the last axis: a scalar, or ``(E,)``.
+        Training maximises it.
     """
-    return (positions * targets).mean()
+    return (positions * targets).mean(-1)
 
 
 __all__ = ["Objective", "mean_return"]

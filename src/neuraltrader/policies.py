@@ -49,6 +49,10 @@ class NeuralTrader(nn.Module):
     def position(self) -> PositionKind:
         return self.head.position
 
+    def init_arguments(self) -> dict[str, object]:
+        """The constructor arguments that rebuild this architecture."""
+        return {"lag": self.lag, "hidden": self.hidden, "position": self.position}
+
     def hidden_features(self, windows: torch.Tensor) -> torch.Tensor:
         """Hidden activations, ``(B, L)`` → ``(B, H)``; the hook subclasses change."""
         return torch.sigmoid(self.linear0(windows))
@@ -77,6 +81,9 @@ class DropoutTrader(NeuralTrader):
 
     def hidden_features(self, windows: torch.Tensor) -> torch.Tensor:
         return self.dropout(super().hidden_features(windows))
+
+    def init_arguments(self) -> dict[str, object]:
+        return super().init_arguments() | {"dropout": self.dropout.p}
 
 
 __all__ = ["DropoutTrader", "NeuralTrader", "PositionHead"]

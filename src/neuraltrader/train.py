@@ -3,12 +3,13 @@
 Layered like skorch: :func:`fit` → :func:`train_epoch` / :func:`evaluate`. Batches are
 slices of one permuted copy of the training tensors per epoch (no per-sample
 ``DataLoader`` indexing), and per-epoch statistics stay in a tensor, so the only host
-sync is one finiteness check per epoch.
+sync is one check per epoch. The same loop trains a single policy (statistics of shape
+``()``) or a :class:`~neuraltrader.ensemble.TraderEnsemble` (shape ``(E,)``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 
 import pandas as pd
 import torch
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_choice, check_float, check_int, check_tensor
 from ._random import Seed, as_generator
+from .ensemble import TraderEnsemble
 from .errors import DataError, TrainingError
 from .objectives import Objective, mean_return
 
@@ -41,20 +43,57 @@ def make_optimizer(
     return OPTIMIZERS[name](parameters, lr=lr)
 
 
-def as_window_pair(data: WindowData, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Check and unpack ``(windows (B, L), targets (B,))`` from a pair or a TensorDataset."""
+def as_window_pair(
+    data: WindowData, name: str, replicas: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Check and unpack ``(windows (B, L), targets (B,))`` from a pair or a TensorDataset.
+
+    With ``replicas=E``, per-replica data ``(E, B, L)`` and ``(E, B)`` is accepted too.
+    """
     if isinstance(data, TensorDataset):
         data = data.tensors  # type: ignore[assignment]
     if not isinstance(data, tuple | list) or len(data) != 2:
         raise DataError(f"{name} must be a (windows, targets) pair or a TensorDataset of two")
-    windows = check_tensor(f"{name} windows", data[0], ndim=2)
-    targets = check_tensor(f"{name} targets", data[1], ndim=1)
-    if len(windows) != len(targets) or len(windows) == 0:
+    per_replica = replicas is not None and isinstance(data[0], torch.Tensor) and data[0].ndim == 3
+    windows = check_tensor(f"{name} windows", data[0], ndim=3 if per_replica else 2)
+    targets = check_tensor(f"{name} targets", data[1], ndim=2 if per_replica else 1)
+    if per_replica and (len(windows) != replicas or len(targets) != replicas):
         raise DataError(
-            f"{name} windows and targets must have the same non-zero length, "
+            f"per-replica {name} data must have {replicas} rows on its first axis, "
             f"got {len(windows)} and {len(targets)}"
         )
+    if windows.shape[:-1] != targets.shape or targets.shape[-1] == 0:
+        raise DataError(
+            f"{name} windows and targets must have the same non-zero length, "
+            f"got {windows.shape[-2]} and {targets.shape[-1]}"
+        )
     return windows, targets
+
+
+def _batches(
+    windows: torch.Tensor, targets: torch.Tensor, batch_size: int, order: torch.Tensor | None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of rows of ``windows (..., n, L)`` and ``targets (..., n)``.
+
+    ``order`` is ``None`` (rows as given), one permutation ``(n,)``, or one per replica
+    ``(E, n)``, which gathers ``(E, B, L)`` batches.
+    """
+    if order is not None and order.ndim == 1:
+        windows, targets = windows[..., order, :], targets[..., order]
+        order = None
+    n = targets.shape[-1]
+    replica_rows = None
+    if order is not None and windows.ndim == 3:
+        replica_rows = torch.arange(len(order))[:, None]
+    for start in range(0, n, batch_size):
+        stop = start + batch_size
+        if order is None:
+            yield windows[..., start:stop, :], targets[..., start:stop]
+        elif replica_rows is None:
+            yield windows[order[:, start:stop]], targets[order[:, start:stop]]
+        else:
+            rows = order[:, start:stop]
+            yield windows[replica_rows, rows], targets[replica_rows, rows]
 
 
 def train_epoch(
@@ -72,30 +111,28 @@ def train_epoch(
     Parameters
     ----------
     windows, targets
-        ``(B, L)`` and ``(B,)``.
+        ``(n, L)`` and ``(n,)``, or per replica ``(E, n, L)`` and ``(E, n)``.
     order
-        A permutation of ``range(B)`` to visit the rows in, or ``None`` for as given.
+        Row order: ``None`` (as given), a permutation ``(n,)``, or one per replica
+        ``(E, n)``.
 
     Returns
     -------
     torch.Tensor
-        ``(2,)``: mean position and mean objective, averaged over batches (as the
-        tutorial does, so a short last batch counts as much as a full one).
+        ``(2,)`` or, for an ensemble, ``(E, 2)``: mean position and mean objective,
+        averaged over batches (as the tutorial does, so a short last batch counts as
+        much as a full one).
     """
     model.train()
-    if order is not None:
-        windows, targets = windows[order], targets[order]
-    starts = range(0, len(windows), batch_size)
-    batch_stats = torch.empty(len(starts), 2)
-    for i, start in enumerate(starts):
-        positions = model(windows[start : start + batch_size])
-        gain = objective(positions, targets[start : start + batch_size])
+    stats = []
+    for batch_windows, batch_targets in _batches(windows, targets, batch_size, order):
+        positions = model(batch_windows)
+        gain = objective(positions, batch_targets)
         optimizer.zero_grad(set_to_none=True)
-        (-gain).backward()
+        (-gain.sum()).backward()  # replicas' objectives are independent: sum them
         optimizer.step()
-        batch_stats[i, 0] = positions.detach().mean()
-        batch_stats[i, 1] = gain.detach()
-    return batch_stats.mean(0)
+        stats.append(torch.stack((positions.detach().mean(-1), gain.detach()), -1))
+    return torch.stack(stats).mean(0)
 
 
 @torch.no_grad()
@@ -105,10 +142,40 @@ def evaluate(
     targets: torch.Tensor,
     objective: Objective = mean_return,
 ) -> torch.Tensor:
-    """Mean position and objective of ``model`` in eval mode on all windows, ``(2,)``."""
+    """Mean position and objective in eval mode on all windows: ``(2,)`` or ``(E, 2)``."""
     model.eval()
     positions = model(windows)
-    return torch.stack((positions.mean(), objective(positions, targets)))
+    return torch.stack((positions.mean(-1), objective(positions, targets)), -1)
+
+
+class _BestWeights:
+    """Per-replica early stopping: keep each replica's best weights by validation return
+    and stop tracking a replica ``patience`` epochs after its last improvement."""
+
+    def __init__(self, model: nn.Module, shape: tuple[int, ...], patience: int) -> None:
+        self.patience = patience
+        self.value = torch.full(shape, -torch.inf)
+        self.epoch = torch.zeros(shape, dtype=torch.long)
+        self.active = torch.ones(shape, dtype=torch.bool)
+        self.last_epoch = torch.zeros(shape, dtype=torch.long)
+        self.weights = [parameter.detach().clone() for parameter in model.parameters()]
+
+    def update(self, model: nn.Module, valid_return: torch.Tensor, epoch: int) -> bool:
+        """Record epoch ``epoch``; return True once every replica has stopped."""
+        improved = (valid_return > self.value) & self.active
+        self.value = torch.where(improved, valid_return, self.value)
+        self.epoch = torch.where(improved, epoch, self.epoch)
+        for parameter, best in zip(model.parameters(), self.weights, strict=True):
+            mask = improved.reshape(improved.shape + (1,) * (parameter.ndim - improved.ndim))
+            best.copy_(torch.where(mask, parameter.detach(), best))
+        self.last_epoch = torch.where(self.active, epoch, self.last_epoch)
+        self.active &= epoch - self.epoch < self.patience
+        return not bool(self.active.any())
+
+    @torch.no_grad()
+    def restore(self, model: nn.Module) -> None:
+        for parameter, best in zip(model.parameters(), self.weights, strict=True):
+            parameter.copy_(best)
 
 
 def fit(
@@ -125,16 +192,20 @@ def fit(
     generator: Seed = None,
     objective: Objective = mean_return,
     description: str | None = None,
+    seeds: int | Sequence[int] | None = None,
+    patience: int | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` in place by gradient ascent on ``objective``; return its history.
 
     Parameters
     ----------
     model
-        A policy mapping windows ``(B, L)`` to positions ``(B,)``.
+        A policy mapping windows ``(B, L)`` to positions ``(B,)``, or a
+        :class:`~neuraltrader.ensemble.TraderEnsemble` of E replicas trained at once.
     train, valid
         ``(windows, targets)`` pairs (or ``TensorDataset``s) from
-        :func:`~neuraltrader.generate_sequences`.
+        :func:`~neuraltrader.generate_sequences`; for an ensemble, also per-replica
+        data ``(E, n, L)``, ``(E, n)``.
     epochs
         Passes over the training data, ``>= 1``.
     lr, optimizer
@@ -144,52 +215,96 @@ def fit(
     progress
         Show a tqdm bar over epochs.
     generator
-        Seed or ``torch.Generator`` for the shuffling. Initial weights and dropout masks
-        come from torch's global generator: wrap the call in
-        :func:`neuraltrader.seeded` to fix them.
+        Seed or ``torch.Generator`` for a single policy's shuffling. Its initial weights
+        and dropout masks come from torch's global generator: wrap the call in
+        :func:`neuraltrader.seeded` to fix them. An ensemble's replica ``s`` shuffles
+        with seed ``s`` instead.
     objective
-        ``objective(positions, targets) -> scalar`` to maximise.
+        ``objective(positions, targets)`` to maximise, reducing the last axis.
+    seeds
+        Shorthand for ``fit(TraderEnsemble(model, seeds), ...)``: train replicas of
+        ``model``'s architecture (``model`` itself is left untouched) when only the
+        history is wanted; build the ensemble yourself to keep the weights.
+    patience
+        Early stopping: stop a replica after this many epochs without a higher
+        validation return, and restore its best weights. ``None`` trains all epochs.
 
     Returns
     -------
     pandas.DataFrame
-        One row per epoch: ``epoch`` (from 1), ``train_recom`` and ``train_return``
-        (mean position and objective over the epoch's batches, in train mode),
-        ``valid_recom`` and ``valid_return`` (on the whole validation set, eval mode).
+        One row per epoch (and, for an ensemble, per ``seed``): ``epoch`` (from 1),
+        ``train_recom`` and ``train_return`` (mean position and objective over the
+        epoch's batches, in train mode), ``valid_recom`` and ``valid_return`` (on the
+        whole validation set, eval mode). Rows end at each replica's stopping epoch.
 
     Raises
     ------
     TrainingError
         If a statistic becomes NaN or infinite; the message names the epoch.
     """
-    train_x, train_y = as_window_pair(train, "train")
-    valid_x, valid_y = as_window_pair(valid, "valid")
+    if seeds is not None:
+        model = TraderEnsemble(model, seeds)
+    replicas = model.replicas if isinstance(model, TraderEnsemble) else None
+    train_x, train_y = as_window_pair(train, "train", replicas)
+    valid_x, valid_y = as_window_pair(valid, "valid", replicas)
     check_int("epochs", epochs, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
-    lag = getattr(model, "lag", train_x.shape[1])
+    if patience is not None:
+        check_int("patience", patience, minimum=1)
+    lag = getattr(model, "lag", train_x.shape[-1])
     for name, windows in (("train", train_x), ("valid", valid_x)):
-        if windows.shape[1] != lag:
+        if windows.shape[-1] != lag:
             raise DataError(
-                f"{name} windows have {windows.shape[1]} columns, the model's lag is {lag}"
+                f"{name} windows have {windows.shape[-1]} columns, the model's lag is {lag}"
             )
     optim = make_optimizer(optimizer, model.parameters(), lr)
-    generator = as_generator(generator)
+    shape = (replicas,) if replicas is not None else ()
+    shufflers = (
+        [as_generator(seed) for seed in model.seeds] if replicas is not None
+        else [as_generator(generator)]
+    )
+    best = _BestWeights(model, shape, patience) if patience is not None else None
 
-    history = torch.empty(epochs, len(HISTORY_COLUMNS))
+    history = torch.empty(epochs, *shape, len(HISTORY_COLUMNS))
+    last = epochs - 1
     for epoch in tqdm(range(epochs), desc=description, disable=not progress, leave=False):
-        order = torch.randperm(len(train_x), generator=generator) if shuffle else None
-        history[epoch, :2] = train_epoch(
+        order = None
+        if shuffle:
+            order = torch.stack([torch.randperm(train_y.shape[-1], generator=g) for g in shufflers])
+            order = order if replicas is not None else order[0]
+        history[epoch, ..., :2] = train_epoch(
             model, optim, train_x, train_y, batch_size=batch_size, order=order, objective=objective
         )
-        history[epoch, 2:] = evaluate(model, valid_x, valid_y, objective)
+        history[epoch, ..., 2:] = evaluate(model, valid_x, valid_y, objective)
         if not bool(torch.isfinite(history[epoch]).all()):
             raise TrainingError(
                 f"training diverged at epoch {epoch + 1}: non-finite statistics "
                 f"{history[epoch].tolist()}; lower the learning rate (lr={lr})"
             )
-    frame = pd.DataFrame(history.numpy(), columns=HISTORY_COLUMNS)
-    frame.insert(0, "epoch", range(1, epochs + 1))
-    return frame
+        if best is not None and best.update(model, history[epoch, ..., 3], epoch):
+            last = epoch
+            break
+    if best is not None:
+        best.restore(model)
+    return _history_frame(history[: last + 1], model, best)
+
+
+def _history_frame(
+    history: torch.Tensor, model: nn.Module, best: _BestWeights | None
+) -> pd.DataFrame:
+    epochs = torch.arange(1, len(history) + 1)
+    if not isinstance(model, TraderEnsemble):
+        frame = pd.DataFrame(history.numpy(), columns=HISTORY_COLUMNS)
+        frame.insert(0, "epoch", epochs.numpy())
+        return frame
+    replicas = model.replicas
+    frame = pd.DataFrame(history.reshape(-1, len(HISTORY_COLUMNS)).numpy(), columns=HISTORY_COLUMNS)
+    frame.insert(0, "seed", model.seeds * len(history))
+    frame.insert(0, "epoch", epochs.repeat_interleave(replicas).numpy())
+    if best is not None:  # drop each replica's epochs after it stopped
+        last_epoch = dict(zip(model.seeds, (best.last_epoch + 1).tolist(), strict=True))
+        frame = frame[frame["epoch"] <= frame["seed"].map(last_epoch)]
+    return frame.sort_values(["seed", "epoch"], kind="stable").reset_index(drop=True)
 
 
 __all__ = ["HISTORY_COLUMNS", "evaluate", "fit", "make_optimizer", "train_epoch"]

@@ -1,0 +1,75 @@
+import pandas as pd
+import pytest
+import torch
+
+from neuraltrader import ConfigError, DataError, DropoutTrader, NeuralTrader, fit, seeded
+from neuraltrader.ensemble import TraderEnsemble
+
+SETTINGS = {"epochs": 6, "batch_size": 700, "progress": False}
+
+
+def small(windows, rows=2100):
+    return tuple(tensor[:rows] for tensor in windows)
+
+
+def solo_run(template, seed, train, valid, **settings):
+    with seeded(seed):
+        model = type(template)(**template.init_arguments())
+        history = fit(model, train, valid, generator=seed, **(SETTINGS | settings))
+    return model, history
+
+
+@pytest.mark.parametrize("template", [NeuralTrader(4, 5), DropoutTrader(4, 5, 0.5)])
+@pytest.mark.parametrize("patience", [None, 2])
+def test_each_replica_matches_its_solo_run(momentum_windows, template, patience):
+    train, valid = small(momentum_windows["train"]), momentum_windows["valid"]
+    seeds = [4, 0, 9]
+    ensemble = TraderEnsemble(template, seeds)
+    history = fit(ensemble, train, valid, patience=patience, **SETTINGS)
+    assert list(history.columns) == ["epoch", "seed", "train_recom", "train_return",
+                                     "valid_recom", "valid_return"]
+    for index, seed in enumerate(seeds):
+        model, solo = solo_run(template, seed, train, valid, patience=patience)
+        replica = history[history.seed == seed].drop(columns="seed").reset_index(drop=True)
+        pd.testing.assert_frame_equal(replica, solo, check_dtype=False, rtol=1e-4, atol=1e-6)
+        copy = ensemble.replica(index)
+        for name, parameter in model.named_parameters():
+            torch.testing.assert_close(copy.get_parameter(name), parameter, rtol=1e-4, atol=1e-5)
+
+
+def test_early_stopping_restores_the_best_weights(momentum_windows):
+    train, valid = small(momentum_windows["train"]), momentum_windows["valid"]
+    model, history = solo_run(NeuralTrader(4, 5), 3, train, valid, epochs=30, patience=3, lr=0.05)
+    best = history["valid_return"].idxmax()
+    assert len(history) == best + 1 + 3 < 30  # seed 3: best at epoch 16, stopped at 19
+    with torch.no_grad():
+        restored = float((model.eval()(valid[0]) * valid[1]).mean())
+    assert restored == pytest.approx(float(history["valid_return"].max()), rel=1e-5)
+
+
+def test_seeds_shorthand_and_per_replica_data(momentum_windows):
+    train, valid = small(momentum_windows["train"]), momentum_windows["valid"]
+    template = NeuralTrader(4, 5)
+    shorthand = fit(template, train, valid, seeds=2, **SETTINGS)
+    assert shorthand["seed"].tolist() == [0] * 6 + [1] * 6
+    # the same data given once per replica trains the same replicas
+    stacked = tuple(torch.stack([tensor] * 2) for tensor in train)
+    per_replica = fit(template, stacked, valid, seeds=2, **SETTINGS)
+    pd.testing.assert_frame_equal(shorthand, per_replica, rtol=1e-5, atol=1e-7)
+    # and different data per replica gives a different replica 1
+    other = (torch.stack([train[0], -train[0]]), torch.stack([train[1], -train[1]]))
+    changed = fit(template, other, valid, seeds=2, **SETTINGS)
+    assert changed[changed.seed == 0].equals(shorthand[shorthand.seed == 0])
+    assert not changed[changed.seed == 1].equals(shorthand[shorthand.seed == 1])
+
+
+def test_bad_replica_input(momentum_windows):
+    train, valid = small(momentum_windows["train"]), momentum_windows["valid"]
+    with pytest.raises(ConfigError, match="seeds must be an integer >= 1, got 0"):
+        TraderEnsemble(NeuralTrader(4, 5), 0)
+    with pytest.raises(ConfigError, match="replicas need a NeuralTrader"):
+        TraderEnsemble(torch.nn.Linear(4, 1), 2)
+    with pytest.raises(DataError, match="per-replica train data must have 2 rows"):
+        fit(NeuralTrader(4, 5), (train[0][None], train[1][None]), valid, seeds=2, epochs=1)
+    with pytest.raises(ConfigError, match="patience must be an integer >= 1, got 0"):
+        fit(NeuralTrader(4, 5), train, valid, seeds=2, epochs=1, patience=0)
