@@ -12,7 +12,6 @@ from neuraltrader.checkpoint import load_policy
 from neuraltrader.cli import main
 from neuraltrader.config import load_config
 from neuraltrader.experiment import StudyConfig
-from neuraltrader.windows import generate_sequences
 
 RESULT_KEYS = {
     "dataset", "model", "seeds", "train_return", "valid_return", "valid_recom",
@@ -82,17 +81,19 @@ def test_saved_config_and_weights_reproduce_the_figures(small_run):
     config = load_config(StudyConfig, small_run / "config.toml")
     assert config.train.seeds == 2 and config.train.epochs == 15 and config.data.n_train == 200
     metrics = json.loads((small_run / "metrics.json").read_text())
-    momentum = experiment.make_process("momentum", config.data)
-    valid_seed = experiment.derive_seed(config.seed, experiment._stream("momentum", "valid"))
-    valid_x, valid_y = generate_sequences(momentum.sample(100, 20, seed=valid_seed), 4)
+    valid_x, valid_y = experiment.simulate_dataset("momentum", config).valid
+    ensemble = load_policy(small_run / "weights" / "momentum_dropout.safetensors")
+    assert ensemble.seeds == [0, 1] and ensemble.dropout == 0.5
     returns = []
-    for seed in (0, 1):
-        model = load_policy(small_run / "weights" / f"momentum_dropout_seed{seed}.safetensors")
+    for index in (0, 1):
         with torch.no_grad():
-            returns.append(float((model(valid_x) * valid_y).mean()))
+            returns.append(float((ensemble.replica(index)(valid_x) * valid_y).mean()))
     reported = next(r for r in metrics["results"] if r["dataset"] == "momentum"
                     and r["model"] == "dropout")
     assert reported["valid_return"] == pytest.approx(sum(returns) / 2, rel=1e-5)
+    seeds = pd.read_csv(small_run / "seeds.csv")
+    rows = seeds[(seeds.dataset == "momentum") & (seeds.model == "dropout")]
+    assert rows["valid_return"].tolist() == pytest.approx(returns, rel=1e-5)
 
 
 @pytest.mark.parametrize(

@@ -8,32 +8,44 @@ from pathlib import Path
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
+from .ensemble import TraderEnsemble
 from .errors import DataError
 from .policies import DropoutTrader, NeuralTrader
 
-POLICY_CLASSES: dict[str, type[nn.Module]] = {
+POLICY_CLASSES: dict[str, type[NeuralTrader]] = {
     "NeuralTrader": NeuralTrader,
     "DropoutTrader": DropoutTrader,
 }
 
 
-def save_policy(model: nn.Module, path: str | Path) -> None:
-    """Write ``model``'s weights and architecture to a ``.safetensors`` file."""
-    name = type(model).__name__
-    if name not in POLICY_CLASSES:
-        raise DataError(f"cannot save a {name}; known policies: {', '.join(POLICY_CLASSES)}")
-    metadata = {"class": name, "arguments": json.dumps(model.init_arguments())}
+def save_policy(model: NeuralTrader | TraderEnsemble, path: str | Path) -> None:
+    """Write a policy's (or an ensemble's) weights and architecture to ``.safetensors``."""
+    if isinstance(model, TraderEnsemble):
+        metadata = {
+            "class": model.policy_class.__name__,
+            "arguments": json.dumps(model.arguments),
+            "seeds": json.dumps(model.seeds),
+        }
+    elif type(model).__name__ in POLICY_CLASSES:
+        metadata = {"class": type(model).__name__, "arguments": json.dumps(model.init_arguments())}
+    else:
+        raise DataError(
+            f"cannot save a {type(model).__name__}; known policies: {', '.join(POLICY_CLASSES)}"
+        )
     state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
     save_file(state, str(path), metadata=metadata)
 
 
 def load_policy(path: str | Path) -> nn.Module:
-    """Rebuild a policy saved by :func:`save_policy`, in eval mode."""
+    """Rebuild what :func:`save_policy` wrote (a policy or an ensemble), in eval mode."""
     with safe_open(str(path), framework="pt") as file:
         metadata = file.metadata() or {}
     if metadata.get("class") not in POLICY_CLASSES:
         raise DataError(f"{str(path)!r} holds no neuraltrader policy (metadata {metadata!r})")
-    model = POLICY_CLASSES[metadata["class"]](**json.loads(metadata["arguments"]))
+    template = POLICY_CLASSES[metadata["class"]](**json.loads(metadata["arguments"]))
+    model: nn.Module = template
+    if "seeds" in metadata:
+        model = TraderEnsemble(template, json.loads(metadata["seeds"]))
     model.load_state_dict(load_file(str(path)))
     return model.eval()
 

@@ -15,18 +15,19 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from torch import nn
 
 from ._checks import POSITION_KINDS, check_choice, check_float, check_int
-from ._random import derive_seed, seeded
+from ._random import derive_seed
 from .benchmarks import buy_and_hold_position, oracle_position
 from .checkpoint import save_policy
+from .ensemble import TraderEnsemble
 from .errors import ConfigError
 from .objectives import mean_return
 from .policies import DropoutTrader, NeuralTrader
 from .report import plot_history, plot_policy
 from .rundir import staged_run_dir, write_run_files
 from .simulate import AR1, IIDNormal, ReturnProcess
+from .stats import SIGNIFICANCE, one_sided_p_value, per_series_gains
 from .train import OPTIMIZERS, fit
 from .windows import generate_sequences
 
@@ -88,10 +89,13 @@ class TrainConfig:
     seeds: int = 1  # replicas per (data set, model); figures are means over them
     optimizer: str = "rmsprop"  # rmsprop, adam or sgd
     shuffle: bool = True  # fresh batch order every epoch
+    patience: int | None = None  # early stopping: epochs without a better valid return
 
     def validate(self) -> None:
         if self.epochs is not None:
             check_int("train.epochs", self.epochs, minimum=1)
+        if self.patience is not None:
+            check_int("train.patience", self.patience, minimum=1)
         check_float("train.lr", self.lr, lower=0, lower_open=True)
         check_int("train.batch_size", self.batch_size, minimum=1)
         check_int("train.seeds", self.seeds, minimum=1)
@@ -125,10 +129,12 @@ class StudyResult:
     ----------
     results
         One dict per (data set, model): the ``metrics.json`` ``results`` entries.
+    seeds
+        One row per (data set, model, seed): final figures and the p-value.
     history
         Per-epoch history of every replica, with ``dataset``, ``model``, ``seed``.
     models
-        Trained policies keyed by ``(dataset, model, seed)``.
+        The trained ensemble of each ``(dataset, model)``.
     policy_curves
         Per data set: position against the last return, one column per model
         (mean over seeds) and ``oracle``.
@@ -136,8 +142,9 @@ class StudyResult:
 
     config: StudyConfig
     results: list[dict[str, object]]
+    seeds: pd.DataFrame
     history: pd.DataFrame
-    models: dict[tuple[str, str, int], nn.Module]
+    models: dict[tuple[str, str], TraderEnsemble]
     policy_curves: dict[str, pd.DataFrame]
 
 
@@ -146,8 +153,8 @@ def make_process(name: str, data: DataConfig) -> ReturnProcess:
     return IIDNormal() if name == "random" else AR1(rho=data.rho)
 
 
-def build_policy(name: str, lag: int, model: ModelConfig) -> nn.Module:
-    """A fresh policy ``name`` (``mlp`` or ``dropout``), initialised from torch's RNG."""
+def build_policy(name: str, lag: int, model: ModelConfig) -> NeuralTrader:
+    """A policy ``name`` (``mlp`` or ``dropout``), initialised from torch's global RNG."""
     if name == "mlp":
         return NeuralTrader(lag, model.hidden, model.position)  # type: ignore[arg-type]
     return DropoutTrader(lag, model.hidden, model.dropout, model.position)  # type: ignore[arg-type]
@@ -157,67 +164,146 @@ def _stream(*names: str) -> int:
     return zlib.crc32("/".join(names).encode())
 
 
+@dataclass
+class SimulatedData:
+    """One data set's process and its train/valid windows."""
+
+    process: ReturnProcess
+    train: tuple[torch.Tensor, torch.Tensor]
+    valid: tuple[torch.Tensor, torch.Tensor]
+    scale: float  # standard deviation of the training returns
+
+
+def simulate_dataset(name: str, config: StudyConfig) -> SimulatedData:
+    """Draw data set ``name``'s training and validation series (seeded by ``config.seed``)."""
+    data = config.data
+    process = make_process(name, data)
+    panels = {
+        split: process.sample(
+            size, data.length, seed=derive_seed(config.seed, _stream(name, split))
+        )
+        for split, size in (("train", data.n_train), ("valid", data.n_valid))
+    }
+    return SimulatedData(
+        process,
+        generate_sequences(panels["train"], data.lag),
+        generate_sequences(panels["valid"], data.lag),
+        float(panels["train"].std()),
+    )
+
+
+def train_replicas(
+    name: str, data: SimulatedData, config: StudyConfig, *, epochs: int,
+    progress: bool = True, description: str | None = None,
+) -> tuple[TraderEnsemble, pd.DataFrame, float]:
+    """Train ``train.seeds`` replicas of model ``name`` (replica s: seed ``config.seed + s``)
+    in one vectorised pass; return the ensemble, its history and the seconds it took."""
+    with torch.random.fork_rng(devices=[]):  # the template's own weights are not used
+        template = build_policy(name, config.data.lag, config.model)
+    ensemble = TraderEnsemble(template, [config.seed + s for s in range(config.train.seeds)])
+    train = config.train
+    started = time.perf_counter()
+    history = fit(
+        ensemble, data.train, data.valid, epochs=epochs, lr=train.lr,
+        batch_size=train.batch_size, shuffle=train.shuffle, optimizer=train.optimizer,
+        patience=train.patience, progress=progress, description=description,
+    )
+    return ensemble, history, time.perf_counter() - started
+
+
+def seed_figures(
+    history: pd.DataFrame, ensemble: TraderEnsemble, valid: tuple[torch.Tensor, torch.Tensor],
+    n_series: int, *, early_stopping: bool,
+) -> pd.DataFrame:
+    """One row per seed: the figures of the weights training ended with (the best
+    validation epoch under early stopping, else the last), the epoch of the best
+    validation return, and the one-sided p-value of the validation return, from
+    per-series means so that overlapping windows are not counted as independent."""
+    by_seed = history.groupby("seed", sort=False)
+    best_rows = history.loc[by_seed["valid_return"].idxmax()].set_index("seed")
+    final = best_rows if early_stopping else by_seed.tail(1).set_index("seed")
+    with torch.no_grad():
+        positions = ensemble.eval()(valid[0])
+    p_values = one_sided_p_value(per_series_gains(positions, valid[1], n_series))
+    figures = final[["train_return", "train_recom", "valid_return", "valid_recom"]].copy()
+    figures["generalization_gap"] = figures["train_return"] - figures["valid_return"]
+    figures["best_epoch"] = best_rows["epoch"]
+    figures["p_value"] = pd.Series(p_values, index=ensemble.seeds)
+    return figures.reset_index()
+
+
+def summarize_seeds(
+    figures: pd.DataFrame, history: pd.DataFrame, oracle_return: float
+) -> dict[str, object]:
+    """Figures averaged over seeds, each with ``*_std`` (sample sd; ``None`` for one
+    seed); ``best_epoch`` maximises the seed-averaged validation return; ``p_value`` is
+    the median over seeds and ``share_significant`` the share of seeds with p < 0.05;
+    ``oracle_capture`` is ``valid_return / oracle_valid_return``, ``None`` when the
+    oracle earns nothing (iid zero-mean returns, where flat is optimal)."""
+    summary: dict[str, object] = {}
+    for column in ("train_return", "train_recom", "valid_return", "valid_recom",
+                   "generalization_gap"):
+        summary[column] = float(figures[column].mean())
+        summary[f"{column}_std"] = _finite_or_none(figures[column].std(ddof=1))
+    summary["best_epoch"] = int(history.groupby("epoch")["valid_return"].mean().idxmax())
+    summary["p_value"] = float(figures["p_value"].median())
+    summary["share_significant"] = float((figures["p_value"] < SIGNIFICANCE).mean())
+    summary["oracle_capture"] = (
+        summary["valid_return"] / oracle_return if oracle_return > 0 else None
+    )
+    return summary
+
+
 def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
     """Train every (data set, model) pair on its own simulated data, ``train.seeds``
-    replicas each (replica s is initialised and shuffled with seed ``config.seed + s``),
-    and measure them on the validation series against buy-and-hold and the oracle."""
+    replicas at once, and measure them on the validation series against buy-and-hold
+    and the oracle."""
     config.validate()
-    data, train_config = config.data, config.train
-    results, histories, models, curves = [], [], {}, {}
-    for dataset in data.datasets:
-        process = make_process(dataset, data)
-        train_returns = process.sample(
-            data.n_train, data.length, seed=derive_seed(config.seed, _stream(dataset, "train"))
-        )
-        valid_returns = process.sample(
-            data.n_valid, data.length, seed=derive_seed(config.seed, _stream(dataset, "valid"))
-        )
-        train = generate_sequences(train_returns, data.lag)
-        valid = generate_sequences(valid_returns, data.lag)
-        grid = _last_return_grid(float(train_returns.std()), data.lag)
+    position = config.model.position
+    results, seed_rows, histories, models, curves = [], [], [], {}, {}
+    for dataset in config.data.datasets:
+        data = simulate_dataset(dataset, config)
+        valid_x, valid_y = data.valid
+        grid = _last_return_grid(data.scale, config.data.lag)
         curves[dataset] = pd.DataFrame(
-            {"oracle": oracle_position(process, grid, config.model.position).numpy()},  # type: ignore[arg-type]
+            {"oracle": oracle_position(data.process, grid, position).numpy()},  # type: ignore[arg-type]
             index=pd.Index(grid[:, -1].numpy(), name="last_return"),
         )
+        oracle = oracle_position(data.process, valid_x, position)  # type: ignore[arg-type]
         references = {
-            "oracle_valid_return": _mean_return(
-                oracle_position(process, valid[0], config.model.position), valid[1]  # type: ignore[arg-type]
+            "oracle_valid_return": float(mean_return(oracle, valid_y)),
+            "buy_and_hold_valid_return": float(
+                mean_return(buy_and_hold_position(valid_x), valid_y)
             ),
-            "buy_and_hold_valid_return": _mean_return(buy_and_hold_position(valid[0]), valid[1]),
         }
-        epochs = train_config.epochs_for(dataset)
+        epochs = config.train.epochs_for(dataset)
         for model_name in config.model.models:
-            per_seed, seconds, grid_positions = [], 0.0, []
-            for replica in range(train_config.seeds):
-                seed = config.seed + replica
-                with seeded(seed):
-                    model = build_policy(model_name, data.lag, config.model)
-                    started = time.perf_counter()
-                    history = fit(
-                        model, train, valid,
-                        epochs=epochs, lr=train_config.lr, batch_size=train_config.batch_size,
-                        shuffle=train_config.shuffle, optimizer=train_config.optimizer,
-                        progress=progress, generator=seed,
-                        description=f"{dataset}/{model_name} seed {seed}",
-                    )
-                    seconds += time.perf_counter() - started
-                histories.append(history.assign(dataset=dataset, model=model_name, seed=seed))
-                per_seed.append(history)
-                models[(dataset, model_name, seed)] = model
-                with torch.no_grad():
-                    grid_positions.append(model.eval()(grid))
-            curves[dataset][model_name] = torch.stack(grid_positions).mean(0).numpy()
-            results.append(
-                {"dataset": dataset, "model": model_name, "seeds": train_config.seeds,
-                 "epochs": epochs}
-                | summarize_seeds(per_seed, references["oracle_valid_return"])
-                | references
-                | {"train_seconds": seconds}
+            ensemble, history, seconds = train_replicas(
+                model_name, data, config, epochs=epochs, progress=progress,
+                description=f"{dataset}/{model_name} x{config.train.seeds}",
             )
-    history = pd.concat(histories, ignore_index=True)
-    leading = ["dataset", "model", "seed", "epoch"]
-    history = history[leading + [c for c in history.columns if c not in leading]]
-    return StudyResult(config, results, history, models, curves)
+            figures = seed_figures(history, ensemble, data.valid, config.data.n_valid,
+                                   early_stopping=config.train.patience is not None)
+            with torch.no_grad():
+                curves[dataset][model_name] = ensemble(grid).mean(0).numpy()
+            labels = {"dataset": dataset, "model": model_name}
+            histories.append(history.assign(**labels))
+            seed_rows.append(figures.assign(**labels))
+            models[(dataset, model_name)] = ensemble
+            results.append(
+                labels | {"seeds": config.train.seeds, "epochs": epochs}
+                | summarize_seeds(figures, history, references["oracle_valid_return"])
+                | references | {"train_seconds": seconds}
+            )
+    return StudyResult(
+        config, results, _labels_first(pd.concat(seed_rows, ignore_index=True)),
+        _labels_first(pd.concat(histories, ignore_index=True)), models, curves,
+    )
+
+
+def _labels_first(frame: pd.DataFrame) -> pd.DataFrame:
+    leading = [c for c in ("dataset", "model", "seed", "epoch") if c in frame.columns]
+    return frame[leading + [c for c in frame.columns if c not in leading]]
 
 
 def _last_return_grid(scale: float, lag: int, points: int = 121) -> torch.Tensor:
@@ -225,28 +311,6 @@ def _last_return_grid(scale: float, lag: int, points: int = 121) -> torch.Tensor
     grid = torch.zeros(points, lag)
     grid[:, -1] = torch.linspace(-3 * scale, 3 * scale, points)
     return grid
-
-
-def _mean_return(positions: torch.Tensor, targets: torch.Tensor) -> float:
-    return float(mean_return(positions, targets))
-
-
-def summarize_seeds(histories: list[pd.DataFrame], oracle_return: float) -> dict[str, object]:
-    """Final-epoch figures averaged over seeds, with ``*_std`` (sample sd; ``None`` for
-    one seed). ``best_epoch`` maximises the seed-averaged validation return;
-    ``oracle_capture`` is ``valid_return / oracle_valid_return``, ``None`` when the
-    oracle earns nothing (iid zero-mean returns, where flat is optimal)."""
-    final = pd.DataFrame([history.iloc[-1] for history in histories])
-    summary: dict[str, object] = {}
-    for column in ("train_return", "train_recom", "valid_return", "valid_recom"):
-        summary[column] = float(final[column].mean())
-        summary[f"{column}_std"] = _finite_or_none(final[column].std(ddof=1))
-    mean_valid = pd.concat(histories).groupby("epoch")["valid_return"].mean()
-    summary["best_epoch"] = int(mean_valid.idxmax())
-    summary["oracle_capture"] = (
-        summary["valid_return"] / oracle_return if oracle_return > 0 else None
-    )
-    return summary
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -257,9 +321,9 @@ def results_table(results: list[dict[str, object]]) -> str:
     """The printed summary: one row per (data set, model)."""
     columns = {
         "dataset": "dataset", "model": "model", "train_return": "train ret",
-        "valid_return": "valid ret", "train_recom": "train pos", "valid_recom": "valid pos",
+        "valid_return": "valid ret", "valid_return_std": "(sd)", "valid_recom": "valid pos",
         "buy_and_hold_valid_return": "buy&hold", "oracle_valid_return": "oracle",
-        "oracle_capture": "capture",
+        "oracle_capture": "capture", "p_value": "p-value", "share_significant": "signif",
     }
     frame = pd.DataFrame(results)[list(columns)].rename(columns=columns)
     return frame.to_string(index=False, float_format=lambda value: f"{value:.4f}", na_rep="n/a")
@@ -279,10 +343,11 @@ def write_run(result: StudyResult, directory: Path) -> None:
         for dataset, curves in result.policy_curves.items()
     }
     write_run_files(directory, result.config, {"results": result.results}, result.history, figures)
+    result.seeds.to_csv(directory / "seeds.csv", index=False)
     weights = directory / "weights"
     weights.mkdir()
-    for (dataset, model_name, seed), model in result.models.items():
-        save_policy(model, weights / f"{dataset}_{model_name}_seed{seed}.safetensors")
+    for (dataset, model_name), ensemble in result.models.items():
+        save_policy(ensemble, weights / f"{dataset}_{model_name}.safetensors")
 
 
 def run(config: StudyConfig, out: str | Path, *, progress: bool = True) -> StudyResult:
