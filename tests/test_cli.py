@@ -16,7 +16,8 @@ from neuraltrader.experiment import StudyConfig
 RESULT_KEYS = {
     "dataset", "model", "seeds", "train_return", "valid_return", "valid_recom",
     "oracle_valid_return", "buy_and_hold_valid_return", "oracle_capture", "best_epoch",
-    "train_seconds", "valid_return_std",
+    "train_seconds", "valid_return_std", "train_return_std", "p_value", "share_significant",
+    "generalization_gap", "generalization_gap_std",
 }
 SMALL = ["--set", "data.n_train=200", "--set", "train.epochs=15", "--no-progress"]
 
@@ -75,6 +76,48 @@ def test_history_and_seed_statistics(small_run):
         assert result["valid_return"] == pytest.approx(final.valid_return.mean(), rel=1e-5)
         assert result["valid_return_std"] == pytest.approx(final.valid_return.std(), rel=1e-4)
         assert result["best_epoch"] == rows.groupby("epoch").valid_return.mean().idxmax()
+
+
+def test_eight_seeds_report_spread_and_verdicts(tmp_path, capsys):
+    """`run --set train.seeds=8` (shortened): every new field, for all four pairs."""
+    out = tmp_path / "seeds8"
+    arguments = ["run", "--set", "train.seeds=8", "--set", "train.epochs=40",
+                 "--set", "data.n_valid=400", "--out", str(out), "--no-progress"]
+    assert main(arguments) == 0
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    assert len(results) == 4
+    seeds = pd.read_csv(out / "seeds.csv")
+    assert len(seeds) == 4 * 8
+    for result in results:
+        assert set(result) >= RESULT_KEYS and result["seeds"] == 8
+        rows = seeds[(seeds.dataset == result["dataset"]) & (seeds.model == result["model"])]
+        assert result["p_value"] == pytest.approx(rows.p_value.median())
+        assert result["share_significant"] == pytest.approx((rows.p_value < 0.05).mean())
+        assert result["generalization_gap"] == pytest.approx(
+            result["train_return"] - result["valid_return"], abs=1e-6
+        )
+        assert result["valid_return_std"] > 0
+    by_dataset = {r["dataset"]: r for r in results if r["model"] == "mlp"}
+    # seed 0: momentum p-values all below 1e-14; iid p-values 0.56 to 0.73
+    assert by_dataset["momentum"]["share_significant"] == 1.0
+    assert by_dataset["random"]["share_significant"] == 0.0
+    assert "signif" in capsys.readouterr().out
+
+
+def test_patience_stops_early_and_keeps_the_best_weights(tmp_path):
+    out = tmp_path / "patient"
+    assert main(["run", *SMALL, "--set", "train.epochs=60", "--set", "train.patience=3",
+                 "--set", "train.lr=0.05", "--set", "data.datasets=momentum",
+                 "--set", "train.seeds=3", "--out", str(out)]) == 0
+    history = pd.read_csv(out / "history.csv")
+    seeds = pd.read_csv(out / "seeds.csv")
+    for (model, seed), rows in history.groupby(["model", "seed"]):
+        best = rows.loc[rows.valid_return.idxmax()]
+        assert rows.epoch.max() == min(best.epoch + 3, 60)
+        reported = seeds[(seeds.model == model) & (seeds.seed == seed)].iloc[0]
+        assert reported.valid_return == pytest.approx(best.valid_return, rel=1e-5)
+        assert reported.best_epoch == best.epoch
+    assert history.groupby(["model", "seed"]).epoch.max().min() < 60  # some stopped early
 
 
 def test_saved_config_and_weights_reproduce_the_figures(small_run):
