@@ -1,9 +1,17 @@
 """Training speed: the tutorial's DataLoader loop against ``neuraltrader.fit``.
 
-Both train NeuralTrader(4, 5) from the same initial weights on the same momentum data
-(rho = 0.2, N = 1000, M = 100, T = 20, L = 4) for the same epochs, in this process.
-Prints a table (and JSON with ``--json FILE``): seconds, the speed-up, and both final
-validation returns, which should agree within noise (target: 0.003).
+All methods train NeuralTrader(4, 5) on the same momentum data (rho = 0.2, N = 1000,
+M = 100, T = 20, L = 4) for the same epochs, timed in this process:
+
+- the tutorial's loop and ``fit`` from the same initial weights (their final
+  validation returns should agree within noise, target 0.003);
+- ``fit`` on a ``TraderEnsemble`` of 64, 256 and 1,024 replicas (batched layers), per
+  model, with the peak memory of the ensemble's training (measured in a forked child,
+  Linux ``ru_maxrss``, over 2 epochs: the peak does not grow with epochs);
+- the same ensemble written with ``torch.func`` (``stack_module_state`` +
+  ``functional_call`` + ``vmap``) at 64 replicas, for comparison.
+
+Prints a table and writes JSON with ``--json FILE``.
 
     python benchmarks/bench_train.py [--quick] [--json FILE]
 """
@@ -11,13 +19,21 @@ validation returns, which should agree within noise (target: 0.003).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
+import multiprocessing
+import resource
 import time
 
 import torch
+from torch.func import functional_call, stack_module_state, vmap
 from torch.utils.data import DataLoader, TensorDataset
 
 from neuraltrader import AR1, NeuralTrader, fit, generate_sequences, seeded
+from neuraltrader.ensemble import TraderEnsemble
+from neuraltrader.train import evaluate
+
+ENSEMBLE_SIZES = (64, 256, 1024)
 
 
 def tutorial_loop(model, train_data, valid_data, lr=0.01, epochs=25, batch_size=1000):
@@ -49,6 +65,64 @@ def tutorial_loop(model, train_data, valid_data, lr=0.01, epochs=25, batch_size=
     return torch.stack(history)
 
 
+def train_ensemble(replicas, train, valid, epochs):
+    """Seconds and final validation returns ``(E,)`` of an ensemble trained with ``fit``."""
+    ensemble = TraderEnsemble(NeuralTrader(4, 5), replicas)
+    started = time.perf_counter()
+    fit(ensemble, train, valid, epochs=epochs, progress=False)
+    seconds = time.perf_counter() - started
+    return seconds, evaluate(ensemble, *valid)[:, 1]
+
+
+def train_vmap(replicas, train, valid, epochs):
+    """The same ensemble through torch.func: one functional call vmapped over replicas."""
+    models = []
+    for seed in range(replicas):
+        with seeded(seed):
+            models.append(NeuralTrader(4, 5))
+    params, buffers = stack_module_state(models)
+    skeleton = copy.deepcopy(models[0]).to("meta")
+
+    def positions(params, buffers, windows):
+        return functional_call(skeleton, (params, buffers), (windows,))
+
+    batched = vmap(positions)
+    optimizer = torch.optim.RMSprop(params.values(), lr=0.01)
+    generators = [torch.Generator().manual_seed(seed) for seed in range(replicas)]
+    windows, targets = train
+    started = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.stack([torch.randperm(len(targets), generator=g) for g in generators])
+        for start in range(0, len(targets), 1000):
+            rows = order[:, start : start + 1000]
+            gain = (batched(params, buffers, windows[rows]) * targets[rows]).mean(-1)
+            optimizer.zero_grad()
+            (-gain.sum()).backward()
+            optimizer.step()
+    seconds = time.perf_counter() - started
+    with torch.no_grad():
+        valid_positions = vmap(positions, in_dims=(0, 0, None))(params, buffers, valid[0])
+    return seconds, (valid_positions * valid[1]).mean(-1)
+
+
+def _peak_child(replicas, train, valid, queue):
+    with open("/proc/self/statm") as statm:
+        before = int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+    train_ensemble(replicas, train, valid, epochs=2)
+    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before)
+
+
+def peak_megabytes(replicas, train, valid):
+    """Peak resident memory added by training an ensemble, in MiB (a forked child)."""
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_peak_child, args=(replicas, train, valid, queue))
+    child.start()
+    peak = queue.get()
+    child.join()
+    return peak
+
+
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="25 epochs instead of 250")
@@ -75,21 +149,50 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     history = fit(model, train, valid, epochs=epochs, progress=False, generator=1)
     timings["fit"] = (time.perf_counter() - started, float(history["valid_return"].iloc[-1]))
 
-    speedup = timings["tutorial"][0] / timings["fit"][0]
-    gap = abs(timings["tutorial"][1] - timings["fit"][1])
-    print(f"training NeuralTrader(4, 5), {epochs} epochs, momentum data, "
+    tutorial_seconds = timings["tutorial"][0]
+    rows = [("tutorial loop", 1, tutorial_seconds, None, timings["tutorial"][1], None),
+            ("fit", 1, timings["fit"][0], None, timings["fit"][1], None)]
+    ensembles = []
+    for replicas in ENSEMBLE_SIZES:
+        seconds, returns = train_ensemble(replicas, train, valid, epochs)
+        peak = peak_megabytes(replicas, train, valid)
+        record = {
+            "replicas": replicas,
+            "seconds_per_model": seconds / replicas,
+            "speedup": tutorial_seconds / (seconds / replicas),
+            "peak_mb": peak,
+            "valid_return_mean": float(returns.mean()),
+            "valid_return_std": float(returns.std()),
+        }
+        ensembles.append(record)
+        rows.append(("fit, ensemble", replicas, seconds, peak, record["valid_return_mean"],
+                     record["valid_return_std"]))
+    vmap_seconds, vmap_returns = train_vmap(64, train, valid, epochs)
+    rows.append(("torch.func vmap", 64, vmap_seconds, None, float(vmap_returns.mean()),
+                 float(vmap_returns.std())))
+
+    print(f"NeuralTrader(4, 5), {epochs} epochs, momentum data, "
           f"{torch.get_num_threads()} threads")
-    print(f"{'loop':<10}{'seconds':>10}{'valid return':>15}")
-    for name, (seconds, valid_return) in timings.items():
-        print(f"{name:<10}{seconds:>10.3f}{valid_return:>15.5f}")
-    print(f"speed-up {speedup:.1f}x; valid returns differ by {gap:.5f} (target < 0.003)")
+    print(f"{'method':<17}{'replicas':>9}{'seconds':>9}{'s/model':>9}{'speed-up':>9}"
+          f"{'peak MiB':>9}{'valid return':>14}{'(sd)':>8}")
+    for name, replicas, seconds, peak, valid_return, spread in rows:
+        per_model = seconds / replicas
+        print(f"{name:<17}{replicas:>9}{seconds:>9.2f}{per_model:>9.4f}"
+              f"{tutorial_seconds / per_model:>9.1f}{'' if peak is None else f'{peak:.0f}':>9}"
+              f"{valid_return:>14.5f}{'' if spread is None else f'{spread:.5f}':>8}")
+    gap = abs(timings["tutorial"][1] - timings["fit"][1])
+    print(f"fit vs the tutorial's loop: valid returns differ by {gap:.5f} (target < 0.003)")
     figures = {
         "epochs": epochs,
-        "tutorial_seconds": timings["tutorial"][0],
+        "tutorial_seconds": tutorial_seconds,
         "fit_seconds": timings["fit"][0],
-        "fit_speedup": speedup,
+        "fit_speedup": tutorial_seconds / timings["fit"][0],
         "tutorial_valid_return": timings["tutorial"][1],
         "fit_valid_return": timings["fit"][1],
+        "ensemble": ensembles,
+        "vmap": {"replicas": 64, "seconds_per_model": vmap_seconds / 64,
+                 "speedup": tutorial_seconds / (vmap_seconds / 64),
+                 "valid_return_mean": float(vmap_returns.mean())},
     }
     if args.json:
         with open(args.json, "w") as file:
