@@ -21,8 +21,9 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import multiprocessing
 import resource
+import subprocess
+import sys
 import time
 
 import torch
@@ -105,34 +106,39 @@ def train_vmap(replicas, train, valid, epochs):
     return seconds, (valid_positions * valid[1]).mean(-1)
 
 
-def _peak_child(replicas, train, valid, queue):
+def peak_megabytes(replicas):
+    """Peak resident memory added by training an ensemble for 2 epochs, in MiB, measured
+    in a fresh interpreter (this script with ``--peak E``)."""
+    command = [sys.executable, __file__, "--peak", str(replicas)]
+    return float(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
+
+
+def momentum_data():
+    process = AR1(0.2)
+    train = generate_sequences(process.sample(1000, 20, seed=0), 4)
+    valid = generate_sequences(process.sample(100, 20, seed=1), 4)
+    return train, valid
+
+
+def _print_peak(replicas):
+    train, valid = momentum_data()
     with open("/proc/self/statm") as statm:
         before = int(statm.read().split()[1]) * resource.getpagesize() / 2**20
     train_ensemble(replicas, train, valid, epochs=2)
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before)
-
-
-def peak_megabytes(replicas, train, valid):
-    """Peak resident memory added by training an ensemble, in MiB (a forked child)."""
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    child = context.Process(target=_peak_child, args=(replicas, train, valid, queue))
-    child.start()
-    peak = queue.get()
-    child.join()
-    return peak
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before)
 
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="25 epochs instead of 250")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--peak", type=int, metavar="E", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.peak:
+        _print_peak(args.peak)
+        return {}
     epochs = 25 if args.quick else 250
-
-    process = AR1(0.2)
-    train = generate_sequences(process.sample(1000, 20, seed=0), 4)
-    valid = generate_sequences(process.sample(100, 20, seed=1), 4)
+    train, valid = momentum_data()
     with seeded(0):
         initial = NeuralTrader(4, 5).state_dict()
 
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     ensembles = []
     for replicas in ENSEMBLE_SIZES:
         seconds, returns = train_ensemble(replicas, train, valid, epochs)
-        peak = peak_megabytes(replicas, train, valid)
+        peak = peak_megabytes(replicas)
         record = {
             "replicas": replicas,
             "seconds_per_model": seconds / replicas,

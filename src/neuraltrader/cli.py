@@ -37,6 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(run)
     run.set_defaults(handler=_run_study)
 
+    sweep = commands.add_parser(
+        "sweep", help="train a grid of configs and judge them together",
+        description="Train every combination of --grid values (each cell one vectorised "
+        "ensemble of --seeds replicas) and report verdicts that account for the number of "
+        "cells tried: deflated Sharpe ratio, probability of backtest overfitting, SPA test.",
+    )
+    sweep.add_argument(
+        "--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2,...",
+        help="values of one config key to sweep (repeatable), e.g. --grid model.hidden=2,5,20",
+    )
+    sweep.add_argument("--seeds", type=int, metavar="S", help="replicas per cell (train.seeds)")
+    _add_run_options(sweep)
+    sweep.set_defaults(handler=_run_sweep)
+
     demo = commands.add_parser("demo", help="the tutorial's warm-up studies")
     demos = demo.add_subparsers(dest="demo", required=True, metavar="DEMO")
     for name, summary in (
@@ -68,6 +82,20 @@ def _run_study(args: argparse.Namespace) -> int:
         args, StudyConfig,
         lambda config, out, progress: results_table(run(config, out, progress=progress).results),
     )
+
+
+def _run_sweep(args: argparse.Namespace) -> int:
+    from .sweep import SweepConfig, parse_grid, summary_table, sweep, verdict_lines
+
+    grid = parse_grid(args.grid)
+    if args.seeds is not None:
+        args.overrides.append(f"train.seeds={args.seeds}")
+
+    def runner(config: SweepConfig, out: object, progress: bool) -> str:
+        result = sweep(config, grid, out, progress=progress)  # type: ignore[arg-type]
+        return "\n".join([summary_table(result.summary, grid), *verdict_lines(result.verdicts)])
+
+    return _execute(args, SweepConfig, runner)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -65,6 +65,16 @@ def load_config(
     """Build a validated ``config_class`` from defaults, an optional TOML file and
     ``--set``-style overrides, applied in that order."""
     values: dict[str, Any] = read_toml(path) if path is not None else {}
+    return _validated(build(config_class, apply_overrides(values, overrides)))
+
+
+def with_overrides(config: ConfigT, overrides: Iterable[str]) -> ConfigT:
+    """A validated copy of ``config`` with ``--set``-style overrides applied."""
+    return _validated(build(type(config), apply_overrides(to_dict(config), overrides)))
+
+
+def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+    """Set each ``section.key=value`` of ``overrides`` in the nested dict ``values``."""
     for override in overrides:
         keys, value = parse_override(override)
         section = values
@@ -74,7 +84,10 @@ def load_config(
                 raise ConfigError(f"config key {'.'.join(keys)!r}: {key!r} is not a section")
             section = nested
         section[keys[-1]] = value
-    config = build(config_class, values)
+    return values
+
+
+def _validated(config: ConfigT) -> ConfigT:
     validate = getattr(config, "validate", None)
     if validate is not None:
         validate()
@@ -146,4 +159,7 @@ def to_toml(config: Any) -> str:
     return tomli_w.dumps(to_dict(config))
 
 
-__all__ = ["build", "load_config", "parse_override", "read_toml", "to_dict", "to_toml"]
+__all__ = [
+    "apply_overrides", "build", "load_config", "parse_override", "read_toml", "to_dict",
+    "to_toml", "with_overrides",
+]

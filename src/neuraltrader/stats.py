@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import torch
 from scipy import stats as scipy_stats
@@ -10,6 +13,7 @@ from ._checks import check_int
 from .errors import DataError
 
 SIGNIFICANCE = 0.05  # level at which a replica counts as significant
+EULER_GAMMA = 0.5772156649015329
 
 
 def per_series_gains(
@@ -58,4 +62,214 @@ def one_sided_p_value(samples: torch.Tensor | np.ndarray) -> np.ndarray:
     return np.where(spread > 0, p_value, np.where(mean > 0, 0.0, 1.0))
 
 
-__all__ = ["SIGNIFICANCE", "one_sided_p_value", "per_series_gains"]
+def sharpe_ratio(returns: np.ndarray) -> np.ndarray:
+    """Per-period Sharpe ratio ``mean / sd`` (sd with ddof=1) along axis 0.
+
+    Zero volatility gives 0: a series that never moves (a flat policy) shows no
+    measurable risk-adjusted return, rather than an infinite one.
+    """
+    values = np.asarray(returns, dtype=np.float64)
+    mean, spread = values.mean(0), values.std(0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(spread > 0, mean / np.where(spread > 0, spread, 1.0), 0.0)
+
+
+def deflated_sharpe_ratio(returns: np.ndarray, trial_sharpes: np.ndarray) -> dict[str, float]:
+    """Deflated Sharpe ratio (Bailey and López de Prado, 2014) of the chosen strategy.
+
+    The probability that the true Sharpe ratio of ``returns`` exceeds the one expected
+    of the best of ``len(trial_sharpes)`` strategies with no skill, given the spread of
+    the trials' Sharpe ratios, the skewness and raw (not excess) kurtosis of
+    ``returns``, and their number. Sharpe ratios are per period, not annualised. It is
+    a score that accounts for selection, not a calibrated p-value.
+
+    Parameters
+    ----------
+    returns
+        ``(T,)`` per-period returns of the selected strategy.
+    trial_sharpes
+        ``(N,)`` per-period Sharpe ratios of every strategy tried (the selected one too).
+    """
+    values = np.asarray(returns, dtype=np.float64)
+    trials = np.asarray(trial_sharpes, dtype=np.float64)
+    if values.ndim != 1 or len(values) < 3:
+        raise DataError(f"returns must be 1-D with at least 3 periods, got shape {values.shape}")
+    sharpe = float(sharpe_ratio(values))
+    skewness = float(scipy_stats.skew(values))
+    kurtosis = float(scipy_stats.kurtosis(values, fisher=False))  # raw: 3 for a normal
+    expected_max = 0.0
+    if len(trials) > 1:
+        quantile = scipy_stats.norm.ppf
+        expected_max = float(np.std(trials, ddof=1)) * (
+            (1 - EULER_GAMMA) * quantile(1 - 1 / len(trials))
+            + EULER_GAMMA * quantile(1 - 1 / (len(trials) * math.e))
+        )
+    variance = 1 - skewness * sharpe + (kurtosis - 1) / 4 * sharpe**2
+    score = scipy_stats.norm.cdf(
+        (sharpe - expected_max) * math.sqrt(len(values) - 1) / math.sqrt(max(variance, 1e-12))
+    )
+    return {
+        "deflated_sharpe_ratio": float(score),
+        "sharpe": sharpe,
+        "expected_max_sharpe": expected_max,
+        "trials": len(trials),
+        "observations": len(values),
+        "skewness": skewness,
+        "kurtosis": kurtosis,
+    }
+
+
+def probability_of_backtest_overfitting(
+    returns: np.ndarray, blocks: int = 16
+) -> dict[str, object]:
+    """Probability of backtest overfitting by combinatorially symmetric cross-validation
+    (CSCV; Bailey, Borwein, López de Prado and Zhu, 2017).
+
+    The rows of ``returns (T, N)`` (N strategies) are cut into ``blocks`` contiguous
+    blocks; for every way of choosing half of them as in-sample, the strategy with the
+    best in-sample Sharpe ratio is ranked out of sample. PBO is the share of splits in
+    which it ranks at or below the median (logit of its relative rank <= 0).
+
+    Returns
+    -------
+    dict
+        ``pbo``; ``logits`` (one per split); ``logit_quantiles`` (5, 25, 50, 75, 95%);
+        the performance degradation: least-squares ``degradation_slope`` and
+        ``degradation_intercept`` of out-of-sample on in-sample Sharpe of the chosen
+        strategy, and ``probability_of_loss`` (share of splits where it loses out of
+        sample); ``splits`` and ``blocks``.
+    """
+    values = np.asarray(returns, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] < 2:
+        raise DataError(f"returns must be (T, N) with N >= 2 strategies, got {values.shape}")
+    check_int("blocks", blocks, minimum=2)
+    if blocks % 2 or values.shape[0] < 2 * blocks:
+        raise DataError(
+            f"blocks must be even and at most T/2 = {values.shape[0] // 2}, got {blocks}"
+        )
+    parts = np.array_split(np.arange(len(values)), blocks)
+    sums = np.stack([values[part].sum(0) for part in parts])  # (S, N)
+    squares = np.stack([np.square(values[part]).sum(0) for part in parts])
+    counts = np.array([len(part) for part in parts], dtype=np.float64)
+    chosen = np.array(
+        [[block in combo for block in range(blocks)]
+         for combo in itertools.combinations(range(blocks), blocks // 2)],
+        dtype=np.float64,
+    )  # (C, S): 1 where a block is in-sample
+
+    def split_sharpe(weights: np.ndarray) -> np.ndarray:
+        n = (weights @ counts)[:, None]
+        mean = weights @ sums / n
+        variance = (weights @ squares - n * mean**2) / (n - 1)
+        spread = np.sqrt(np.clip(variance, 0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(spread > 0, mean / np.where(spread > 0, spread, 1.0), 0.0)
+
+    in_sample, out_of_sample = split_sharpe(chosen), split_sharpe(1 - chosen)
+    best = in_sample.argmax(1)
+    rows = np.arange(len(best))
+    rank = scipy_stats.rankdata(out_of_sample, axis=1)[rows, best]
+    relative = rank / (values.shape[1] + 1)
+    logits = np.log(relative / (1 - relative))
+    slope, intercept = np.polyfit(in_sample[rows, best], out_of_sample[rows, best], 1)
+    return {
+        "pbo": float((logits <= 0).mean()),
+        "logits": logits.tolist(),
+        "logit_quantiles": dict(zip(
+            ("5%", "25%", "50%", "75%", "95%"),
+            np.quantile(logits, [0.05, 0.25, 0.5, 0.75, 0.95]).tolist(), strict=True,
+        )),
+        "degradation_slope": float(slope),
+        "degradation_intercept": float(intercept),
+        "probability_of_loss": float((out_of_sample[rows, best] < 0).mean()),
+        "splits": len(best),
+        "blocks": blocks,
+    }
+
+
+def stationary_bootstrap_variance(values: np.ndarray, block_size: float) -> np.ndarray:
+    """Variance of sqrt(T)·mean under the stationary bootstrap, in closed form.
+
+    ``gamma_0 + 2 sum_i kappa(T, i) gamma_i`` with sample autocovariances ``gamma_i``
+    and ``kappa(T, i) = (1 - i/T)(1 - q)^i + (i/T)(1 - q)^(T - i)``, ``q = 1/block_size``
+    (Politis and Romano, 1994; Hansen, 2005). Unlike the spread of a finite set of
+    bootstrap draws it carries no simulation noise, which the maximum over strategies
+    would otherwise pick up. ``values (T, K)`` → ``(K,)``.
+    """
+    n = len(values)
+    centred = values - values.mean(0)
+    spectrum = np.fft.rfft(centred, n=2 * n, axis=0)
+    autocovariance = np.fft.irfft(np.abs(spectrum) ** 2, axis=0)[:n] / n  # (T, K), lag 0..T-1
+    lags = np.arange(1, n)
+    keep = 1.0 - 1.0 / block_size
+    kernel = (1 - lags / n) * keep**lags + (lags / n) * keep ** (n - lags)
+    return autocovariance[0] + 2 * (kernel[:, None] * autocovariance[1:]).sum(0)
+
+
+def spa_test(
+    differentials: np.ndarray,
+    *,
+    reps: int = 1000,
+    block_size: float | None = None,
+    seed: int | None = None,
+) -> dict[str, float]:
+    """Hansen's (2005) test for superior predictive ability, studentized.
+
+    H0: no strategy beats the benchmark, ``max_k E[d_k] <= 0``, for per-period
+    performance differentials ``d (T, K)`` (strategy minus benchmark return; larger is
+    better). Each mean is divided by its own bootstrap standard error, so strategies of
+    different volatility are compared fairly (``arch.bootstrap.SPA`` uses unstudentized
+    means for its p-values). Resampling is arch's ``StationaryBootstrap``, with the
+    average of ``optimal_block_length`` over strategies unless ``block_size`` is given.
+
+    Returns
+    -------
+    dict
+        ``p_value`` (consistent recentring), ``p_value_lower`` and ``p_value_upper``
+        (liberal and conservative bounds), ``statistic``, ``best`` (index of the
+        strategy with the largest studentized mean), ``block_size`` and ``reps``.
+    """
+    from arch.bootstrap import StationaryBootstrap, optimal_block_length
+
+    values = np.asarray(differentials, dtype=np.float64)
+    if values.ndim == 1:
+        values = values[:, None]
+    if values.ndim != 2 or len(values) < 10:
+        raise DataError(f"differentials must be (T, K) with T >= 10, got {values.shape}")
+    check_int("reps", reps, minimum=10)
+    n = len(values)
+    usable = values.std(0) > 0  # a differential that never moves carries no evidence
+    if not usable.any():  # every strategy is the benchmark: nothing to test
+        return {"statistic": 0.0, "best": 0, "block_size": float(block_size or 1.0),
+                "reps": reps, "p_value": 1.0, "p_value_lower": 1.0, "p_value_upper": 1.0}
+    if block_size is None:
+        lengths = optimal_block_length(values[:, usable])["stationary"]
+        block_size = max(1.0, float(lengths.mean()))
+    bootstrap = StationaryBootstrap(block_size, values, seed=seed)
+    means = values.mean(0)
+    resampled = bootstrap.apply(lambda sample: sample.mean(0), reps)  # (reps, K)
+    scale = np.sqrt(np.clip(stationary_bootstrap_variance(values, block_size), 0, None))
+    usable &= scale > 0
+    safe_scale = np.where(usable, scale, 1.0)
+    studentized = np.where(usable, math.sqrt(n) * means / safe_scale, -np.inf)
+    statistic = max(0.0, float(studentized.max()))
+    threshold = -math.sqrt(2 * math.log(math.log(n)))
+    centres = {
+        "p_value": np.where(studentized >= threshold, means, 0.0),
+        "p_value_lower": np.maximum(means, 0.0),
+        "p_value_upper": means,
+    }
+    result = {"statistic": statistic, "best": int(studentized.argmax()),
+              "block_size": float(block_size), "reps": reps}
+    for name, centre in centres.items():
+        boot = np.where(usable, math.sqrt(n) * (resampled - centre) / safe_scale, -np.inf)
+        # ">=": with no strategy ahead the statistic is exactly 0, and so are most draws
+        result[name] = float((np.maximum(boot.max(1), 0.0) >= statistic).mean())
+    return result
+
+
+__all__ = [
+    "SIGNIFICANCE", "deflated_sharpe_ratio", "one_sided_p_value", "per_series_gains",
+    "probability_of_backtest_overfitting", "sharpe_ratio", "spa_test",
+    "stationary_bootstrap_variance",
+]
