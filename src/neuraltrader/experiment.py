@@ -325,7 +325,15 @@ def results_table(results: list[dict[str, object]]) -> str:
         "buy_and_hold_valid_return": "buy&hold", "oracle_valid_return": "oracle",
         "oracle_capture": "capture", "p_value": "p-value", "share_significant": "signif",
     }
-    frame = pd.DataFrame(results)[list(columns)].rename(columns=columns)
+    return format_table(pd.DataFrame(results)[list(columns)].rename(columns=columns))
+
+
+def format_table(frame: pd.DataFrame) -> str:
+    """Text table with 4 decimals; missing figures (``None``, NaN) print as ``n/a``."""
+    frame = frame.copy()
+    for column in frame.columns:  # a figure column that is all None stays object dtype
+        if frame[column].dtype == object and not frame[column].map(type).eq(str).any():
+            frame[column] = frame[column].astype(float)
     return frame.to_string(index=False, float_format=lambda value: f"{value:.4f}", na_rep="n/a")
 
 

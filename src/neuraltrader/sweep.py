@@ -25,6 +25,7 @@ from .experiment import (
     DataConfig,
     ModelConfig,
     StudyConfig,
+    format_table,
     seed_figures,
     simulate_dataset,
     summarize_seeds,
@@ -222,9 +223,7 @@ def summary_table(summary: pd.DataFrame, grid: dict[str, Any]) -> str:
     """The printed summary: one row per cell."""
     columns = [*grid, "valid_return", "valid_return_std", "sharpe", "p_value",
                "share_significant", "oracle_capture"]
-    return summary[columns].to_string(
-        index=False, float_format=lambda value: f"{value:.4f}", na_rep="n/a"
-    )
+    return format_table(summary[columns])
 
 
 def write_sweep(result: SweepResult, directory: Path) -> None:
