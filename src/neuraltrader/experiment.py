@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,6 +193,16 @@ def simulate_dataset(name: str, config: StudyConfig) -> SimulatedData:
     )
 
 
+def reference_returns(data: SimulatedData, position: str) -> dict[str, float]:
+    """Validation returns of the oracle and of buy-and-hold on ``data``."""
+    valid_x, valid_y = data.valid
+    oracle = oracle_position(data.process, valid_x, position)  # type: ignore[arg-type]
+    return {
+        "oracle_valid_return": float(mean_return(oracle, valid_y)),
+        "buy_and_hold_valid_return": float(mean_return(buy_and_hold_position(valid_x), valid_y)),
+    }
+
+
 def train_replicas(
     name: str, data: SimulatedData, config: StudyConfig, *, epochs: int,
     progress: bool = True, description: str | None = None,
@@ -269,13 +280,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
             {"oracle": oracle_position(data.process, grid, position).numpy()},  # type: ignore[arg-type]
             index=pd.Index(grid[:, -1].numpy(), name="last_return"),
         )
-        oracle = oracle_position(data.process, valid_x, position)  # type: ignore[arg-type]
-        references = {
-            "oracle_valid_return": float(mean_return(oracle, valid_y)),
-            "buy_and_hold_valid_return": float(
-                mean_return(buy_and_hold_position(valid_x), valid_y)
-            ),
-        }
+        references = reference_returns(data, position)
         epochs = config.train.epochs_for(dataset)
         for model_name in config.model.models:
             ensemble, history, seconds = train_replicas(
@@ -296,13 +301,16 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
                 | references | {"train_seconds": seconds}
             )
     return StudyResult(
-        config, results, _labels_first(pd.concat(seed_rows, ignore_index=True)),
-        _labels_first(pd.concat(histories, ignore_index=True)), models, curves,
+        config, results, labels_first(pd.concat(seed_rows, ignore_index=True)),
+        labels_first(pd.concat(histories, ignore_index=True)), models, curves,
     )
 
 
-def _labels_first(frame: pd.DataFrame) -> pd.DataFrame:
-    leading = [c for c in ("dataset", "model", "seed", "epoch") if c in frame.columns]
+def labels_first(
+    frame: pd.DataFrame, labels: Sequence[str] = ("dataset", "model", "seed", "epoch")
+) -> pd.DataFrame:
+    """``frame`` with its label columns (those of ``labels`` it has) moved to the front."""
+    leading = [c for c in labels if c in frame.columns]
     return frame[leading + [c for c in frame.columns if c not in leading]]
 
 

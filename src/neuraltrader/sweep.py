@@ -26,12 +26,13 @@ from .experiment import (
     ModelConfig,
     StudyConfig,
     format_table,
+    labels_first,
+    reference_returns,
     seed_figures,
     simulate_dataset,
     summarize_seeds,
     train_replicas,
 )
-from .objectives import mean_return
 from .rundir import staged_run_dir, write_run_files
 from .stats import (
     deflated_sharpe_ratio,
@@ -128,33 +129,28 @@ def run_sweep(
         valid_x, valid_y = data.valid
         with torch.no_grad():
             average_position = ensemble.eval()(valid_x).mean(0)
-        oracle = float(mean_return(data.process.oracle_position(valid_x, config.model.position),
-                                   valid_y))
+        references = reference_returns(data, config.model.position)
         strategy = labels | {"dataset": dataset, "model": model}
         gains.append((average_position * valid_y).numpy())
         benchmark.append(valid_y.numpy())
         summaries.append(
             strategy | {"seeds": config.train.seeds, "epochs": epochs}
-            | summarize_seeds(figures, history, oracle)
-            | {"sharpe": float(sharpe_ratio(gains[-1])),
-               "oracle_valid_return": oracle,
-               "buy_and_hold_valid_return": float(valid_y.mean()),
-               "train_seconds": seconds}
+            | summarize_seeds(figures, history, references["oracle_valid_return"])
+            | {"sharpe": float(sharpe_ratio(gains[-1]))} | references
+            | {"train_seconds": seconds}
         )
         seed_rows.append(figures.assign(**strategy))
         histories.append(history.assign(**strategy))
-    leading = [*grid, "dataset", "model"]
-    seeds = pd.concat(seed_rows, ignore_index=True)
-    history = pd.concat(histories, ignore_index=True)
+    leading = [*grid, "dataset", "model", "seed", "epoch"]
+    summary = pd.DataFrame(summaries)
     return SweepResult(
         config=base,
         grid={key: [parse_override(f"{key}={value}")[1] for value in values]
               for key, values in grid.items()},
-        seeds=seeds[leading + [c for c in seeds.columns if c not in leading]],
-        summary=pd.DataFrame(summaries),
-        history=history[leading + [c for c in history.columns if c not in leading]],
-        verdicts=judge(gains, benchmark, pd.DataFrame(summaries)[leading], reps=reps,
-                       seed=base.seed),
+        seeds=labels_first(pd.concat(seed_rows, ignore_index=True), leading),
+        summary=summary,
+        history=labels_first(pd.concat(histories, ignore_index=True), leading),
+        verdicts=judge(gains, benchmark, summary[leading[:-2]], reps=reps, seed=base.seed),
     )
 
 
