@@ -19,7 +19,9 @@ def solo_run(template, seed, train, valid, **settings):
     return model, history
 
 
-@pytest.mark.parametrize("template", [NeuralTrader(4, 5), DropoutTrader(4, 5, 0.5)])
+@pytest.mark.parametrize("template", [
+    NeuralTrader(4, 5), DropoutTrader(4, 5, 0.5), DropoutTrader(4, 3, 0.2, "long_short")
+])
 @pytest.mark.parametrize("patience", [None, 2])
 def test_each_replica_matches_its_solo_run(momentum_windows, template, patience):
     train, valid = small(momentum_windows["train"]), momentum_windows["valid"]

@@ -61,3 +61,14 @@ def test_weights_round_trip_through_safetensors(tmp_path):
         loaded = load_policy(tmp_path / "policy.safetensors")
         assert type(loaded) is type(model) and loaded.position == model.position
         torch.testing.assert_close(loaded(windows), model.eval()(windows))
+
+
+def test_a_file_that_is_not_a_policy_is_refused(tmp_path):
+    from neuraltrader import DataError
+
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"\x80\x04 not a safetensors header")
+    with pytest.raises(DataError, match="is not a readable safetensors file"):
+        load_policy(broken)
+    with pytest.raises(DataError, match="is not a readable safetensors file"):
+        load_policy(tmp_path / "missing.safetensors")

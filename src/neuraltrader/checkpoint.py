@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
@@ -38,8 +39,11 @@ def save_policy(model: NeuralTrader | TraderEnsemble, path: str | Path) -> None:
 
 def load_policy(path: str | Path) -> nn.Module:
     """Rebuild what :func:`save_policy` wrote (a policy or an ensemble), in eval mode."""
-    with safe_open(str(path), framework="pt") as file:
-        metadata = file.metadata() or {}
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            metadata = file.metadata() or {}
+    except (OSError, SafetensorError) as error:
+        raise DataError(f"{str(path)!r} is not a readable safetensors file: {error}") from None
     if metadata.get("class") not in POLICY_CLASSES:
         raise DataError(f"{str(path)!r} holds no neuraltrader policy (metadata {metadata!r})")
     template = POLICY_CLASSES[metadata["class"]](**json.loads(metadata["arguments"]))
