@@ -172,6 +172,7 @@ class SimulatedData:
     process: ReturnProcess
     train: tuple[torch.Tensor, torch.Tensor]
     valid: tuple[torch.Tensor, torch.Tensor]
+    n_valid: int  # validation series: the independent units of the p-values
     scale: float  # standard deviation of the training returns
 
 
@@ -189,6 +190,7 @@ def simulate_dataset(name: str, config: StudyConfig) -> SimulatedData:
         process,
         generate_sequences(panels["train"], data.lag),
         generate_sequences(panels["valid"], data.lag),
+        data.n_valid,
         float(panels["train"].std()),
     )
 
@@ -222,24 +224,30 @@ def train_replicas(
     return ensemble, history, time.perf_counter() - started
 
 
+def valid_positions(ensemble: TraderEnsemble, data: SimulatedData) -> torch.Tensor:
+    """Every replica's positions on the validation windows, ``(E, n_valid * K)``."""
+    with torch.no_grad():
+        return ensemble.eval()(data.valid[0])
+
+
 def seed_figures(
-    history: pd.DataFrame, ensemble: TraderEnsemble, valid: tuple[torch.Tensor, torch.Tensor],
-    n_series: int, *, early_stopping: bool,
+    history: pd.DataFrame, positions: torch.Tensor, data: SimulatedData, seeds: list[int],
+    *, early_stopping: bool,
 ) -> pd.DataFrame:
     """One row per seed: the figures of the weights training ended with (the best
     validation epoch under early stopping, else the last), the epoch of the best
     validation return, and the one-sided p-value of the validation return, from
-    per-series means so that overlapping windows are not counted as independent."""
+    per-series means so that overlapping windows are not counted as independent.
+
+    ``positions`` are the replicas' validation positions (:func:`valid_positions`)."""
     by_seed = history.groupby("seed", sort=False)
     best_rows = history.loc[by_seed["valid_return"].idxmax()].set_index("seed")
     final = best_rows if early_stopping else by_seed.tail(1).set_index("seed")
-    with torch.no_grad():
-        positions = ensemble.eval()(valid[0])
-    p_values = one_sided_p_value(per_series_gains(positions, valid[1], n_series))
+    p_values = one_sided_p_value(per_series_gains(positions, data.valid[1], data.n_valid))
     figures = final[["train_return", "train_recom", "valid_return", "valid_recom"]].copy()
     figures["generalization_gap"] = figures["train_return"] - figures["valid_return"]
     figures["best_epoch"] = best_rows["epoch"]
-    figures["p_value"] = pd.Series(p_values, index=ensemble.seeds)
+    figures["p_value"] = pd.Series(p_values, index=seeds)
     return figures.reset_index()
 
 
@@ -274,7 +282,6 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
     results, seed_rows, histories, models, curves = [], [], [], {}, {}
     for dataset in config.data.datasets:
         data = simulate_dataset(dataset, config)
-        valid_x, valid_y = data.valid
         grid = _last_return_grid(data.scale, config.data.lag)
         curves[dataset] = pd.DataFrame(
             {"oracle": oracle_position(data.process, grid, position).numpy()},  # type: ignore[arg-type]
@@ -287,8 +294,8 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
                 model_name, data, config, epochs=epochs, progress=progress,
                 description=f"{dataset}/{model_name} x{config.train.seeds}",
             )
-            figures = seed_figures(history, ensemble, data.valid, config.data.n_valid,
-                                   early_stopping=config.train.patience is not None)
+            figures = seed_figures(history, valid_positions(ensemble, data), data,
+                                   ensemble.seeds, early_stopping=config.train.patience is not None)
             with torch.no_grad():
                 curves[dataset][model_name] = ensemble(grid).mean(0).numpy()
             labels = {"dataset": dataset, "model": model_name}

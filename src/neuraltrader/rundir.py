@@ -10,11 +10,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import math
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from .config import to_dict, to_toml
 from .errors import ConfigError
@@ -68,8 +71,20 @@ def staged_run_dir(out: str | Path) -> Iterator[Path]:
 
 
 def write_json(path: Path, payload: Any) -> None:
-    """Write strict JSON (NaN is refused: callers turn missing figures into ``None``)."""
-    path.write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    """Write strict JSON: NaN and infinities become ``null``, numpy scalars numbers."""
+    path.write_text(json.dumps(_strict(payload), indent=2, allow_nan=False) + "\n")
+
+
+def _strict(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _strict(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def write_run_files(

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from .config import parse_override, with_overrides
@@ -32,6 +31,7 @@ from .experiment import (
     simulate_dataset,
     summarize_seeds,
     train_replicas,
+    valid_positions,
 )
 from .rundir import staged_run_dir, write_run_files
 from .stats import (
@@ -124,11 +124,11 @@ def run_sweep(
         ensemble, history, seconds = train_replicas(
             model, data, config, epochs=epochs, progress=False
         )
-        figures = seed_figures(history, ensemble, data.valid, config.data.n_valid,
+        positions = valid_positions(ensemble, data)
+        figures = seed_figures(history, positions, data, ensemble.seeds,
                                early_stopping=config.train.patience is not None)
-        valid_x, valid_y = data.valid
-        with torch.no_grad():
-            average_position = ensemble.eval()(valid_x).mean(0)
+        valid_y = data.valid[1]
+        average_position = positions.mean(0)
         references = reference_returns(data, config.model.position)
         strategy = labels | {"dataset": dataset, "model": model}
         gains.append((average_position * valid_y).numpy())
@@ -227,22 +227,9 @@ def write_sweep(result: SweepResult, directory: Path) -> None:
     ``sweep.csv`` (per cell and seed) and ``summary.csv`` (per cell)."""
     payload = {"grid": result.grid, "results": result.summary.to_dict("records"),
                "verdicts": result.verdicts}
-    write_run_files(directory, result.config, _json_safe(payload), result.history, {})
+    write_run_files(directory, result.config, payload, result.history, {})
     result.seeds.to_csv(directory / "sweep.csv", index=False)
     result.summary.to_csv(directory / "summary.csv", index=False)
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN → None and numpy scalars → Python numbers, for strict JSON."""
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 
 
 def sweep(

@@ -78,8 +78,8 @@ def _batches(
     ``order`` is ``None`` (rows as given), one permutation ``(n,)``, or one per replica
     ``(E, n)``, which gathers ``(E, B, L)`` batches.
     """
-    if order is not None and order.ndim == 1:
-        windows, targets = windows[..., order, :], targets[..., order]
+    if order is not None and order.ndim == 1:  # one order for all rows: permute once
+        windows, targets = windows.index_select(-2, order), targets.index_select(-1, order)
         order = None
     n = targets.shape[-1]
     if order is not None:
@@ -161,7 +161,6 @@ class _BestWeights:
         self.value = torch.full(shape, -torch.inf)
         self.epoch = torch.zeros(shape, dtype=torch.long)
         self.active = torch.ones(shape, dtype=torch.bool)
-        self.last_epoch = torch.zeros(shape, dtype=torch.long)
         self.weights = [parameter.detach().clone() for parameter in model.parameters()]
 
     def update(self, model: nn.Module, valid_return: torch.Tensor, epoch: int) -> bool:
@@ -172,7 +171,6 @@ class _BestWeights:
         for parameter, best in zip(model.parameters(), self.weights, strict=True):
             mask = improved.reshape(improved.shape + (1,) * (parameter.ndim - improved.ndim))
             best.copy_(torch.where(mask, parameter.detach(), best))
-        self.last_epoch = torch.where(self.active, epoch, self.last_epoch)
         self.active &= epoch - self.epoch < self.patience
         return not bool(self.active.any())
 
@@ -308,9 +306,10 @@ def _history_frame(
     frame = pd.DataFrame(history.reshape(-1, len(HISTORY_COLUMNS)).numpy(), columns=HISTORY_COLUMNS)
     frame.insert(0, "seed", model.seeds * len(history))
     frame.insert(0, "epoch", epochs.repeat_interleave(replicas).numpy())
-    if best is not None:  # drop each replica's epochs after it stopped
-        last_epoch = dict(zip(model.seeds, (best.last_epoch + 1).tolist(), strict=True))
-        frame = frame[frame["epoch"] <= frame["seed"].map(last_epoch)]
+    if best is not None:  # a replica stops `patience` epochs after its best one
+        stopped = (best.epoch + best.patience + 1).tolist()  # 1-based epoch numbers
+        last = dict(zip(model.seeds, stopped, strict=True))
+        frame = frame[frame["epoch"] <= frame["seed"].map(last)]
     return frame.sort_values(["seed", "epoch"], kind="stable").reset_index(drop=True)
 
 
