@@ -193,3 +193,49 @@ def test_console_script_version_and_exit_code(tmp_path):
                           "--out", str(tmp_path / "x")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
     assert "unknown config key 'data.x'" in bad.stderr and not (tmp_path / "x").exists()
+
+
+def test_backtest_command_on_bundled_data(tmp_path, capsys):
+    out = tmp_path / "bt"
+    code = main(["backtest", "--data", "crude", "--model", "linear", "--objective", "mean",
+                 "--position", "long", "--cost-bps", "5", "--seeds", "2", "--epochs", "5",
+                 "--set", "backtest.train_years=10", "--out", str(out), "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "strategy" in printed and "buy&hold" in printed and "SPA p-value" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["model"]["kind"] == "linear"
+    assert metrics["config"]["backtest"]["cost_bps"] == 5.0
+    assert metrics["data"]["assets"] == ["brent", "wti"]
+    assert metrics["data"]["periods_per_year"] == 12
+    assert f"{metrics['strategy']['sharpe']:.3f}" in printed
+    # monthly from 1987-06; 20-month windows after a 30-month volatility warm-up start in
+    # 1991, so 10 training years and 1 validation year leave test years 2002 .. 2020
+    assert metrics["blocks"] == 19 and metrics["data"]["start"] == "2002-01-15"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("date,A\n2020-01-01,1\n2020-01-02,oops\n", "non-numeric value 'oops' in column 'A'"),
+        ("date,A\n2020-01-02,1\n2020-01-01,2\n", "dates are not sorted"),
+        ("date,A\n2020-01-01,1\n2020-01-02,2\n", "'A' has 1 returns; at least 22 are needed"),
+    ],
+)
+def test_backtest_malformed_csv_exits_2_in_one_line(tmp_path, capsys, text, message):
+    path = tmp_path / "prices.csv"
+    path.write_text(text)
+    out = tmp_path / "bt"
+    assert main(["backtest", "--csv", str(path), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("neuraltrader: error: ") and message in error
+    assert not out.exists()
+
+
+def test_backtest_needs_exactly_one_source(capsys):
+    with pytest.raises(SystemExit) as raised:
+        main(["backtest"])
+    assert raised.value.code == 2
+    with pytest.raises(SystemExit):
+        main(["backtest", "--data", "sp500", "--csv", "x.csv"])
+    assert "not allowed with argument" in capsys.readouterr().err

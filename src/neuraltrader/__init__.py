@@ -2,7 +2,8 @@
 
 The parts follow the data flow: :mod:`simulate` → :mod:`windows` → :mod:`policies` →
 :mod:`objectives` → :mod:`train` → :mod:`benchmarks`, wired together by
-:mod:`experiment`.
+:mod:`experiment`; real prices go :mod:`data` → :mod:`windows` → ... →
+:mod:`metrics` in :mod:`backtest`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from ._random import seeded
 from .benchmarks import buy_and_hold_position, flat_position, oracle_position
 from .errors import ConfigError, DataError, NeuralTraderError, TrainingError
 from .objectives import mean_return
-from .policies import DropoutTrader, NeuralTrader
+from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader
 from .simulate import AR1, IIDNormal, ReturnProcess
 from .train import fit
 from .windows import generate_sequences
@@ -24,6 +25,8 @@ __all__ = [
     "DataError",
     "DropoutTrader",
     "IIDNormal",
+    "LSTMTrader",
+    "LinearTrader",
     "NeuralTrader",
     "NeuralTraderError",
     "ReturnProcess",

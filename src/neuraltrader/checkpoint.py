@@ -11,15 +11,14 @@ from torch import nn
 
 from .ensemble import TraderEnsemble
 from .errors import DataError
-from .policies import DropoutTrader, NeuralTrader
+from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader
 
-POLICY_CLASSES: dict[str, type[NeuralTrader]] = {
-    "NeuralTrader": NeuralTrader,
-    "DropoutTrader": DropoutTrader,
+POLICY_CLASSES: dict[str, type[nn.Module]] = {
+    cls.__name__: cls for cls in (NeuralTrader, DropoutTrader, LinearTrader, LSTMTrader)
 }
 
 
-def save_policy(model: NeuralTrader | TraderEnsemble, path: str | Path) -> None:
+def save_policy(model: nn.Module, path: str | Path) -> None:
     """Write a policy's (or an ensemble's) weights and architecture to ``.safetensors``."""
     if isinstance(model, TraderEnsemble):
         metadata = {
@@ -46,10 +45,9 @@ def load_policy(path: str | Path) -> nn.Module:
         raise DataError(f"{str(path)!r} is not a readable safetensors file: {error}") from None
     if metadata.get("class") not in POLICY_CLASSES:
         raise DataError(f"{str(path)!r} holds no neuraltrader policy (metadata {metadata!r})")
-    template = POLICY_CLASSES[metadata["class"]](**json.loads(metadata["arguments"]))
-    model: nn.Module = template
+    model = POLICY_CLASSES[metadata["class"]](**json.loads(metadata["arguments"]))
     if "seeds" in metadata:
-        model = TraderEnsemble(template, json.loads(metadata["seeds"]))
+        model = TraderEnsemble(model, json.loads(metadata["seeds"]))
     model.load_state_dict(load_file(str(path)))
     return model.eval()
 

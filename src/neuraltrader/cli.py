@@ -51,6 +51,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(sweep)
     sweep.set_defaults(handler=_run_sweep)
 
+    backtest = commands.add_parser(
+        "backtest", help="walk-forward backtest on real prices, with costs",
+        description="Train policies on volatility-scaled returns of real prices, walk "
+        "forward year by year (train, pick the epoch on the next year, trade the year "
+        "after with frozen weights), and compare the out-of-sample strategy with "
+        "buy-and-hold: performance figures and the SPA test.",
+    )
+    source = backtest.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="NAME",
+                        help="a bundled data set: sp500, nasdaq, wti, crude, frenchdata")
+    source.add_argument("--csv", metavar="FILE",
+                        help="a CSV of prices (wide: date + one column per asset, or long: "
+                        "date, asset, value); see data.kind and data.fill")
+    backtest.add_argument("--model", choices=("mlp", "lstm", "linear"), help="policy (mlp)")
+    backtest.add_argument("--objective", choices=("mean", "sharpe", "utility"),
+                          help="training objective (sharpe)")
+    backtest.add_argument("--position", choices=("long", "long_short"),
+                          help="position range (long_short)")
+    backtest.add_argument("--cost-bps", type=float, metavar="X",
+                          help="cost per unit of position change, in basis points (2)")
+    backtest.add_argument("--seeds", type=int, metavar="S", help="policies per block (4)")
+    backtest.add_argument("--epochs", type=int, metavar="E", help="epochs per block (100)")
+    _add_run_options(backtest)
+    backtest.set_defaults(handler=_run_backtest)
+
     demo = commands.add_parser("demo", help="the tutorial's warm-up studies")
     demos = demo.add_subparsers(dest="demo", required=True, metavar="DEMO")
     for name, summary in (
@@ -96,6 +121,30 @@ def _run_sweep(args: argparse.Namespace) -> int:
         return "\n".join([summary_table(result.summary, grid), *verdict_lines(result.verdicts)])
 
     return _execute(args, SweepConfig, runner)
+
+
+BACKTEST_OPTIONS = {
+    "data": "data.name", "csv": "data.csv", "model": "model.kind",
+    "objective": "train.objective", "position": "model.position",
+    "cost_bps": "backtest.cost_bps", "seeds": "train.seeds", "epochs": "train.epochs",
+}
+
+
+def _run_backtest(args: argparse.Namespace) -> int:
+    import json
+
+    from .backtest import BacktestConfig, backtest, backtest_table
+
+    for option, key in BACKTEST_OPTIONS.items():
+        value = getattr(args, option)
+        if value is not None:  # JSON text is valid TOML for strings and numbers
+            args.overrides.append(f"{key}={json.dumps(value)}")
+    return _execute(
+        args, BacktestConfig,
+        lambda config, out, progress: backtest_table(
+            backtest(config, out, progress=progress).metrics
+        ),
+    )
 
 
 def _run_demo(args: argparse.Namespace) -> int:

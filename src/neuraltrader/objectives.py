@@ -1,4 +1,8 @@
-"""Objectives to maximise: functions of positions and the returns that follow them."""
+"""Objectives to maximise: functions of positions and the returns that follow them.
+
+Each objective reduces the last axis and keeps leading (replica) axes, so the same
+function trains one policy (positions ``(B,)``) or an ensemble (``(E, B)``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,11 @@ from collections.abc import Callable
 
 import torch
 
+from ._checks import check_choice, check_float, check_int
+
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+OBJECTIVES = ("mean", "sharpe", "utility")
 
 
 def mean_return(positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -27,4 +35,71 @@ def mean_return(positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (positions * targets).mean(-1)
 
 
-__all__ = ["Objective", "mean_return"]
+def sharpe_ratio(positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per-period Sharpe ratio of the realised returns, ``mean / sd`` over the last axis.
+
+    A small floor on the sd (1e-12) keeps a flat policy's gradient finite.
+    """
+    gains = positions * targets
+    return gains.mean(-1) / gains.std(-1).clamp_min(1e-12)
+
+
+def mean_variance_utility(
+    positions: torch.Tensor, targets: torch.Tensor, risk_aversion: float = 1.0
+) -> torch.Tensor:
+    """Mean–variance utility ``mean - risk_aversion / 2 * variance`` of realised returns."""
+    gains = positions * targets
+    return gains.mean(-1) - 0.5 * risk_aversion * gains.var(-1)
+
+
+def turnover(positions: torch.Tensor, series: int = 1) -> torch.Tensor:
+    """Mean absolute change of position between consecutive periods.
+
+    Parameters
+    ----------
+    positions
+        ``(..., B)`` with ``B = series * T``: ``series`` equal-length blocks, each one
+        series' positions in time order (series-major, as the backtest lays them out).
+        Changes are taken within a block, never across two series.
+    """
+    by_series = positions.unflatten(-1, (series, -1))
+    return by_series.diff(dim=-1).abs().mean((-1, -2))
+
+
+def make_objective(
+    name: str,
+    *,
+    risk_aversion: float = 1.0,
+    turnover_penalty: float = 0.0,
+    series: int = 1,
+) -> Objective:
+    """The objective ``name`` (``mean``, ``sharpe`` or ``utility``), less
+    ``turnover_penalty`` × :func:`turnover` when the penalty is positive.
+
+    ``series`` is the number of equal-length, time-ordered series the batch's rows
+    hold (for the penalty only); rows must then be series-major, as in the backtest.
+    """
+    check_choice("objective", name, OBJECTIVES)
+    check_float("risk_aversion", risk_aversion, lower=0)
+    check_float("turnover_penalty", turnover_penalty, lower=0)
+    check_int("series", series, minimum=1)
+    if name == "mean":
+        base: Objective = mean_return
+    elif name == "sharpe":
+        base = sharpe_ratio
+    else:
+        def base(positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+            return mean_variance_utility(positions, targets, risk_aversion)
+    if turnover_penalty == 0:
+        return base
+
+    def penalised(positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return base(positions, targets) - turnover_penalty * turnover(positions, series)
+
+    return penalised
+
+
+__all__ = [
+    "OBJECTIVES", "Objective", "make_objective", "mean_return", "mean_variance_utility",
+    "sharpe_ratio", "turnover",
+]

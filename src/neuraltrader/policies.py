@@ -86,4 +86,52 @@ class DropoutTrader(NeuralTrader):
         return super().init_arguments() | {"dropout": self.dropout.p}
 
 
-__all__ = ["DropoutTrader", "NeuralTrader", "PositionHead"]
+class LinearTrader(nn.Module):
+    """A linear score of the window through the position head: Linear(L, 1) → head.
+
+    The baseline every nonlinear policy must beat. Shapes: ``(B, L)`` → ``(B,)``.
+    """
+
+    def __init__(self, lag: int = 4, position: PositionKind = "long") -> None:
+        super().__init__()
+        self.lag = check_int("lag", lag, minimum=1)
+        self.linear = nn.Linear(lag, 1)
+        self.head = PositionHead(position)
+
+    @property
+    def position(self) -> PositionKind:
+        return self.head.position
+
+    def init_arguments(self) -> dict[str, object]:
+        return {"lag": self.lag, "position": self.position}
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.head(self.linear(windows).squeeze(-1))
+
+
+class LSTMTrader(nn.Module):
+    """An LSTM read over the window, oldest return first; its last hidden state →
+    Linear(H, 1) → position head. Shapes: ``(B, L)`` → ``(B,)``.
+    """
+
+    def __init__(self, lag: int = 20, hidden: int = 8, position: PositionKind = "long") -> None:
+        super().__init__()
+        self.lag = check_int("lag", lag, minimum=1)
+        self.hidden = check_int("hidden", hidden, minimum=1)
+        self.lstm = nn.LSTM(input_size=1, hidden_size=hidden, batch_first=True)
+        self.linear = nn.Linear(hidden, 1)
+        self.head = PositionHead(position)
+
+    @property
+    def position(self) -> PositionKind:
+        return self.head.position
+
+    def init_arguments(self) -> dict[str, object]:
+        return {"lag": self.lag, "hidden": self.hidden, "position": self.position}
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        states, _ = self.lstm(windows.unsqueeze(-1))  # (B, L, H)
+        return self.head(self.linear(states[:, -1]).squeeze(-1))
+
+
+__all__ = ["DropoutTrader", "LSTMTrader", "LinearTrader", "NeuralTrader", "PositionHead"]

@@ -110,4 +110,62 @@ def plot_policy(curves: pd.DataFrame, title: str = "") -> Figure:
     return figure
 
 
-__all__ = ["COLORS", "plot_history", "plot_panels", "plot_policy"]
+BACKTEST_SERIES = {"strategy_return": "strategy", "buy_and_hold_return": "buy and hold"}
+
+
+def _time_axis_plot(
+    series: dict[str, pd.Series], ylabel: str, title: str, *, log: bool = False,
+    zero_line: bool = False,
+) -> Figure:
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):
+        figure = _figure(figsize=(8, 3.4))
+        axis = figure.subplots()
+        for color, (label, values) in zip(COLORS, series.items(), strict=False):
+            axis.plot(values.index, values.to_numpy(), color=color, linewidth=1.1, label=label)
+        if log:
+            from matplotlib.ticker import ScalarFormatter
+
+            axis.set_yscale("log")
+            for formatter in (axis.yaxis.set_major_formatter, axis.yaxis.set_minor_formatter):
+                formatter(ScalarFormatter())
+        if zero_line:
+            axis.axhline(0, color="black", linewidth=0.8)
+        axis.set_xlabel("date")
+        axis.set_ylabel(ylabel)
+        axis.legend(frameon=False)
+        axis.set_title(title)
+    return figure
+
+
+def plot_backtest(daily: pd.DataFrame, periods_per_year: int, title: str = "") -> dict[str, Figure]:
+    """The backtest's three pictures, strategy against buy-and-hold: ``equity`` (growth
+    of 1, log scale), ``drawdown`` (% below the running peak) and ``rolling_sharpe``
+    (annualised, trailing one year).
+
+    ``daily`` has ``strategy_return`` and ``buy_and_hold_return`` by date.
+    """
+    from .metrics import drawdown, equity_curve, rolling_sharpe
+
+    columns = {label: daily[column] for column, label in BACKTEST_SERIES.items()}
+    prefix = f"{title}: " if title else ""
+    return {
+        "equity": _time_axis_plot(
+            {label: pd.Series(equity_curve(values), values.index)
+             for label, values in columns.items()},
+            "growth of 1 (log scale)", f"{prefix}equity, after costs", log=True,
+        ),
+        "drawdown": _time_axis_plot(
+            {label: pd.Series(100 * drawdown(values), values.index)
+             for label, values in columns.items()},
+            "drawdown (% below peak)", f"{prefix}drawdown",
+        ),
+        "rolling_sharpe": _time_axis_plot(
+            {label: rolling_sharpe(values, periods_per_year) for label, values in columns.items()},
+            "Sharpe ratio (annualised)", f"{prefix}rolling one-year Sharpe", zero_line=True,
+        ),
+    }
+
+
+__all__ = ["COLORS", "plot_backtest", "plot_history", "plot_panels", "plot_policy"]
