@@ -101,7 +101,7 @@ def test_demo_command_writes_a_run_directory(tmp_path, capsys, demo, keys):
     out = tmp_path / demo
     assert main(["demo", demo, "--out", str(out), "--no-progress", "--set", "seed=1"]) == 0
     assert {p.name for p in out.iterdir()} == {
-        "config.toml", "metrics.json", "history.csv", "history.png"
+        "config.toml", "metrics.json", "history.csv", "history.png", "report.html"
     }
     metrics = json.loads((out / "metrics.json").read_text())
     assert keys <= set(metrics) and metrics["config"]["seed"] == 1

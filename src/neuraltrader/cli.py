@@ -20,6 +20,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/<timestamp>)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--no-report", action="store_true",
+                        help="do not write report.html into the run directory")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(backtest)
     backtest.set_defaults(handler=_run_backtest)
 
+    report = commands.add_parser(
+        "report", help="write RUN_DIR/report.html, one self-contained page",
+        description="Write RUN_DIR/report.html: config, results table and plots of a "
+        "finished run, sweep, backtest or demo, with images embedded (opens offline).",
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
+    report.set_defaults(handler=_run_report)
+
     demo = commands.add_parser("demo", help="the tutorial's warm-up studies")
     demos = demo.add_subparsers(dest="demo", required=True, metavar="DEMO")
     for name, summary in (
@@ -89,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _execute(args: argparse.Namespace, config_class: type, runner: Callable[..., str]) -> int:
-    """Resolve the config and output path (both checked before any work), run, print."""
+    """Resolve the config and output path (both checked before any work), run, print,
+    and write the report unless ``--no-report``."""
     from .config import load_config
     from .rundir import check_run_dir, default_run_dir
 
@@ -97,6 +108,17 @@ def _execute(args: argparse.Namespace, config_class: type, runner: Callable[...,
     out = check_run_dir(args.out) if args.out else default_run_dir()
     print(runner(config, out, progress=not args.no_progress))
     print(f"run directory: {out}")
+    if not args.no_report:
+        from .report import write_report
+
+        print(f"report: {write_report(out)}")
+    return 0
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(f"report: {write_report(args.run_dir)}")
     return 0
 
 

@@ -243,11 +243,16 @@ def seed_figures(
     by_seed = history.groupby("seed", sort=False)
     best_rows = history.loc[by_seed["valid_return"].idxmax()].set_index("seed")
     final = best_rows if early_stopping else by_seed.tail(1).set_index("seed")
-    p_values = one_sided_p_value(per_series_gains(positions, data.valid[1], data.n_valid))
+    gains = per_series_gains(positions, data.valid[1], data.n_valid)  # (E, M)
+    p_values = one_sided_p_value(gains)
     figures = final[["train_return", "train_recom", "valid_return", "valid_recom"]].copy()
     figures["generalization_gap"] = figures["train_return"] - figures["valid_return"]
     figures["best_epoch"] = best_rows["epoch"]
     figures["p_value"] = pd.Series(p_values, index=seeds)
+    # standard error of the validation return: its spread if the policy had no edge
+    figures["valid_return_se"] = pd.Series(
+        (gains.std(-1) / math.sqrt(gains.shape[-1])).numpy(), index=seeds
+    )
     return figures.reset_index()
 
 

@@ -20,11 +20,10 @@ STYLE = {
     "figure.dpi": 100,
 }
 
+# train against valid in each panel: the gap between the curves is the overfitting
 HISTORY_PANELS = [
-    ("train: mean position", ["train_recom"]),
-    ("train: mean return", ["train_return"]),
-    ("valid: mean position", ["valid_recom"]),
-    ("valid: mean return", ["valid_return"]),
+    ("mean return", ["train_return", "valid_return"], "return per period"),
+    ("mean position", ["train_recom", "valid_recom"], "position (share of capital)"),
 ]
 
 
@@ -36,14 +35,15 @@ def _figure(**kwargs: object) -> Figure:
 
 def plot_panels(
     frame: pd.DataFrame,
-    panels: list[tuple[str, list[str]]],
+    panels: list[tuple[str, list[str]]] | list[tuple[str, list[str], str]],
     *,
     x: str,
     layout: tuple[int, int],
     references: dict[str, dict[str, float]] | None = None,
     title: str = "",
 ) -> Figure:
-    """One panel per ``(title, columns)`` entry, each column drawn against ``x``.
+    """One panel per ``(title, columns)`` or ``(title, columns, y label)`` entry, each
+    column drawn against ``x``.
 
     Several rows per ``x`` value (replicas) are drawn as their mean with a ±1 sd band.
     ``references`` maps a column to labelled horizontal lines (e.g. OLS, truth).
@@ -57,7 +57,7 @@ def plot_panels(
         axes = figure.subplots(rows, columns, sharex=True, squeeze=False)
         grouped = frame.groupby(x)
         replicated = bool(grouped.size().max() > 1)
-        for axis, (panel_title, panel_columns) in zip(axes.flat, panels, strict=True):
+        for axis, (panel_title, panel_columns, *ylabel) in zip(axes.flat, panels, strict=True):
             for color, column in zip(COLORS, panel_columns, strict=False):
                 mean = grouped[column].mean()
                 axis.plot(mean.index, mean.to_numpy(), color=color, linewidth=1.2, label=column)
@@ -73,15 +73,17 @@ def plot_panels(
                 axis.legend(frameon=False)
             axis.set_title(panel_title)
             axis.set_xlabel(x)
+            if ylabel:
+                axis.set_ylabel(ylabel[0])
         if title:
             figure.suptitle(title)
     return figure
 
 
 def plot_history(history: pd.DataFrame, title: str = "") -> Figure:
-    """The tutorial's 2×2 training history: train/valid mean position and return per
-    epoch (mean and ±1 sd band over seeds when ``history`` holds several)."""
-    return plot_panels(history, HISTORY_PANELS, x="epoch", layout=(2, 2), title=title)
+    """The training history: mean return and mean position per epoch, train against
+    valid (mean and ±1 sd band over seeds when ``history`` holds several)."""
+    return plot_panels(history, HISTORY_PANELS, x="epoch", layout=(1, 2), title=title)
 
 
 def plot_policy(curves: pd.DataFrame, title: str = "") -> Figure:
@@ -146,7 +148,7 @@ def plot_backtest(daily: pd.DataFrame, periods_per_year: int, title: str = "") -
 
     ``daily`` has ``strategy_return`` and ``buy_and_hold_return`` by date.
     """
-    from .metrics import drawdown, equity_curve, rolling_sharpe
+    from ..metrics import drawdown, equity_curve, rolling_sharpe
 
     columns = {label: daily[column] for column, label in BACKTEST_SERIES.items()}
     prefix = f"{title}: " if title else ""
@@ -168,4 +170,79 @@ def plot_backtest(daily: pd.DataFrame, periods_per_year: int, title: str = "") -
     }
 
 
-__all__ = ["COLORS", "plot_backtest", "plot_history", "plot_panels", "plot_policy"]
+def plot_seed_returns(seeds: pd.DataFrame, title: str = "") -> Figure:
+    """Validation returns over seeds against the spread expected with no edge.
+
+    One panel per (dataset, model) in ``seeds`` (columns ``dataset``, ``model``,
+    ``valid_return``, ``valid_return_se``): the seeds' returns as a histogram (and a
+    rug), and the no-edge distribution N(0, se²) with se the seeds' mean standard error
+    of the validation return.
+    """
+    import matplotlib
+    import numpy as np
+
+    pairs = list(seeds.groupby(["dataset", "model"], sort=False))
+    with matplotlib.rc_context(STYLE):
+        figure = _figure(figsize=(3.4 * len(pairs) + 0.6, 3.0))
+        axes = figure.subplots(1, len(pairs), squeeze=False)[0]
+        for axis, ((dataset, model), rows) in zip(axes, pairs, strict=True):
+            returns = rows["valid_return"].to_numpy()
+            se = float(rows["valid_return_se"].mean())
+            low = min(returns.min(), -4 * se)
+            high = max(returns.max(), 4 * se)
+            grid = np.linspace(low, high, 200)
+            null = np.exp(-0.5 * (grid / se) ** 2) / (se * np.sqrt(2 * np.pi))
+            axis.fill_between(grid, null, color=COLORS[5], alpha=0.35, label="no edge")
+            if len(returns) > 1:
+                axis.hist(returns, bins=min(20, len(returns)), density=True, color=COLORS[0],
+                          alpha=0.8, label=f"{len(returns)} seeds")
+            axis.plot(returns, np.zeros_like(returns), "|", color=COLORS[3], markersize=14,
+                      label="seed" if len(returns) == 1 else None)
+            axis.axvline(0, color="black", linewidth=0.8)
+            axis.set_xlabel("validation return per period")
+            axis.set_ylabel("density")
+            axis.set_title(f"{dataset} data, {model} model")
+            axis.legend(frameon=False)
+        if title:
+            figure.suptitle(title)
+    return figure
+
+
+def plot_sweep_heatmaps(
+    summary: pd.DataFrame, keys: list[str], value: str = "valid_return"
+) -> Figure:
+    """Heatmaps of ``value`` (mean over seeds) over the first two swept ``keys``, one per
+    (dataset, model); other swept keys are averaged. One swept key gives one row."""
+    import matplotlib
+
+    row_key = keys[0]
+    column_key = keys[1] if len(keys) > 1 else None
+    pairs = list(summary.groupby(["dataset", "model"], sort=False))
+    with matplotlib.rc_context(STYLE):
+        figure = _figure(figsize=(4.2 * len(pairs) + 0.8, 3.6))
+        axes = figure.subplots(1, len(pairs), squeeze=False)[0]
+        for axis, ((dataset, model), rows) in zip(axes, pairs, strict=True):
+            if column_key is None:
+                table = rows.groupby(row_key, sort=False)[value].mean().to_frame().T
+                table.index = [value]
+            else:
+                table = rows.pivot_table(index=row_key, columns=column_key, values=value,
+                                         aggfunc="mean", sort=False)
+            image = axis.imshow(table.to_numpy(dtype=float), cmap="viridis", aspect="auto")
+            axis.set_xticks(range(table.shape[1]), [str(c) for c in table.columns])
+            axis.set_yticks(range(table.shape[0]), [str(i) for i in table.index])
+            axis.set_xlabel(column_key or row_key)
+            axis.set_ylabel(row_key if column_key else "")
+            axis.grid(False)
+            for (i, j), number in pd.DataFrame(table.to_numpy()).stack().items():
+                axis.text(j, i, f"{number:.4f}", ha="center", va="center", fontsize=8,
+                          color="white" if number < table.to_numpy().mean() else "black")
+            axis.set_title(f"{dataset} data, {model} model")
+            figure.colorbar(image, ax=axis, label=f"{value} (per period)")
+    return figure
+
+
+__all__ = [
+    "COLORS", "plot_backtest", "plot_history", "plot_panels", "plot_policy",
+    "plot_seed_returns", "plot_sweep_heatmaps",
+]
