@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import matplotlib
 import pytest
 import torch
@@ -19,3 +21,28 @@ def momentum_windows() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         "train": generate_sequences(process.sample(1000, 20, seed=11), 4),
         "valid": generate_sequences(process.sample(100, 20, seed=12), 4),
     }
+
+
+@pytest.fixture(scope="session")
+def finished_runs(tmp_path_factory) -> dict[str, Path]:
+    """One small run directory of each kind, made through the CLI (so each has the
+    report that the CLI writes at the end): ``study``, ``sweep``, ``backtest``, ``demo``."""
+    from neuraltrader.cli import main
+
+    root = tmp_path_factory.mktemp("finished")
+    quick = ["--no-progress"]
+    commands = {
+        "study": ["run", "--set", "data.n_train=200", "--set", "train.epochs=15",
+                  "--set", "train.seeds=3", *quick],
+        "sweep": ["sweep", "--grid", "model.hidden=2,5", "--grid", "data.rho=0,0.3",
+                  "--seeds", "2", "--set", "data.n_train=200", "--set", "train.epochs=10",
+                  *quick],
+        "backtest": ["backtest", "--data", "crude", "--model", "linear", "--epochs", "5",
+                     "--seeds", "2", "--set", "backtest.train_years=10", *quick],
+        "demo": ["demo", "linear", *quick],
+    }
+    runs = {}
+    for kind, arguments in commands.items():
+        runs[kind] = root / kind
+        assert main([*arguments, "--out", str(runs[kind])]) == 0
+    return runs

@@ -6,8 +6,9 @@ embedded as base64 data URIs and the page has no script and no external link: it
 from disk, offline, and can be mailed as one file.
 
 Every figure of ``metrics.json`` (except the config, shown as TOML) appears in a table
-cell whose ``data-key`` is its path in ``metrics.json`` (``results.0.valid_return``) and
-whose ``data-value`` is the exact number; the cell's text is that number rounded.
+cell whose ``data-key`` is its path in ``metrics.json`` as a JSON list
+(``["results", 0, "valid_return"]``) and whose ``data-value`` is the exact number; the
+cell's text is that number rounded.
 """
 
 from __future__ import annotations
@@ -82,25 +83,28 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def _cell(key: str, value: Any) -> str:
-    """A table cell that carries the exact figure beside its rounded text."""
+KeyPath = tuple[str | int, ...]  # keys and list indices from the top of metrics.json
+
+
+def _cell(path: KeyPath, value: Any) -> str:
+    """A table cell that carries its path and the exact figure beside its rounded text."""
+    key = html.escape(json.dumps(list(path)))
     if isinstance(value, str):
-        return f'<td class="label" data-key="{html.escape(key)}">{html.escape(value)}</td>'
-    exact = json.dumps(value)
-    return (f'<td data-key="{html.escape(key)}" data-value="{html.escape(exact)}">'
-            f"{html.escape(_format(value))}</td>")
+        return f'<td class="label" data-key="{key}">{html.escape(value)}</td>'
+    exact = html.escape(json.dumps(value))
+    return f'<td data-key="{key}" data-value="{exact}">{html.escape(_format(value))}</td>'
 
 
-def _leaves(value: Any, key: str) -> Iterator[tuple[str, Any]]:
-    """``(path, scalar)`` for every scalar below ``value``; paths joined by dots."""
+def _leaves(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
+    """``(path, scalar)`` for every scalar below ``value``."""
     if isinstance(value, dict):
         for name, item in value.items():
-            yield from _leaves(item, f"{key}.{name}" if key else str(name))
+            yield from _leaves(item, (*path, name))
     elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _leaves(item, f"{key}.{index}")
+            yield from _leaves(item, (*path, index))
     else:
-        yield key, value
+        yield path, value
 
 
 def _records_table(records: list[dict[str, Any]], key: str) -> str:
@@ -110,7 +114,7 @@ def _records_table(records: list[dict[str, Any]], key: str) -> str:
     rows = []
     for index, record in enumerate(records):
         cells = "".join(
-            _cell(f"{key}.{index}.{name}", record[name]) if name in record else "<td></td>"
+            _cell((key, index, name), record[name]) if name in record else "<td></td>"
             for name in columns
         )
         rows.append(f"<tr>{cells}</tr>")
@@ -123,16 +127,17 @@ def _side_by_side(sides: dict[str, dict[str, Any]]) -> str:
     head = '<th class="label"></th>' + "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     rows = "".join(
         f'<tr><th class="label">{html.escape(name)}</th>'
-        + "".join(_cell(f"{name}.{column}", values[column]) for column in columns) + "</tr>"
+        + "".join(_cell((name, column), values[column]) for column in columns) + "</tr>"
         for name, values in sides.items()
     )
     return f"<table><tr>{head}</tr>{rows}</table>"
 
 
-def _key_value_table(pairs: list[tuple[str, Any]]) -> str:
+def _key_value_table(pairs: list[tuple[KeyPath, Any]]) -> str:
     rows = "".join(
-        f'<tr><td class="label">{html.escape(key)}</td>{_cell(key, value)}</tr>'
-        for key, value in pairs
+        f'<tr><th class="label">{html.escape(".".join(map(str, path)))}</th>'
+        f"{_cell(path, value)}</tr>"
+        for path, value in pairs
     )
     return f'<table><tr><th class="label">figure</th><th>value</th></tr>{rows}</table>'
 
@@ -159,7 +164,7 @@ def results_html(metrics: dict[str, Any]) -> str:
             parts.append(_side_by_side(group))
             for name in group:
                 figures.pop(name)
-    pairs = [pair for name, value in figures.items() for pair in _leaves(value, name)]
+    pairs = [pair for name, value in figures.items() for pair in _leaves(value, (name,))]
     if pairs:
         parts.append(_key_value_table(pairs))
     return "\n".join(parts)

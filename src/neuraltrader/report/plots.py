@@ -174,9 +174,9 @@ def plot_seed_returns(seeds: pd.DataFrame, title: str = "") -> Figure:
     """Validation returns over seeds against the spread expected with no edge.
 
     One panel per (dataset, model) in ``seeds`` (columns ``dataset``, ``model``,
-    ``valid_return``, ``valid_return_se``): the seeds' returns as a histogram (and a
-    rug), and the no-edge distribution N(0, se²) with se the seeds' mean standard error
-    of the validation return.
+    ``valid_return``, ``valid_return_se``): each seed's return as a tick (and a histogram
+    from 10 seeds on), their mean, and the no-edge distribution N(0, se²), se being the
+    seeds' mean standard error of the validation return.
     """
     import matplotlib
     import numpy as np
@@ -193,16 +193,18 @@ def plot_seed_returns(seeds: pd.DataFrame, title: str = "") -> Figure:
             grid = np.linspace(low, high, 200)
             null = np.exp(-0.5 * (grid / se) ** 2) / (se * np.sqrt(2 * np.pi))
             axis.fill_between(grid, null, color=COLORS[5], alpha=0.35, label="no edge")
-            if len(returns) > 1:
-                axis.hist(returns, bins=min(20, len(returns)), density=True, color=COLORS[0],
-                          alpha=0.8, label=f"{len(returns)} seeds")
-            axis.plot(returns, np.zeros_like(returns), "|", color=COLORS[3], markersize=14,
-                      label="seed" if len(returns) == 1 else None)
+            if len(returns) >= 10:  # a histogram says little about fewer seeds
+                axis.hist(returns, bins=np.linspace(low, high, 40), density=True,
+                          color=COLORS[0], alpha=0.7)
+            axis.plot(returns, np.zeros_like(returns), "|", color=COLORS[0], markersize=16,
+                      markeredgewidth=1.5, label=f"{len(returns)} seed(s)")
+            axis.axvline(returns.mean(), color=COLORS[3], linestyle="--", linewidth=1.2,
+                         label="mean over seeds")
             axis.axvline(0, color="black", linewidth=0.8)
             axis.set_xlabel("validation return per period")
             axis.set_ylabel("density")
             axis.set_title(f"{dataset} data, {model} model")
-            axis.legend(frameon=False)
+            axis.legend(frameon=False, loc="upper left", fontsize=7)
         if title:
             figure.suptitle(title)
     return figure
