@@ -35,14 +35,16 @@ FIGURE_ORDER = ("history", "policy", "equity", "drawdown", "rolling_sharpe")
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
-       max-width: 1100px; margin: 2em auto; padding: 0 1em; }
+       max-width: 1400px; margin: 2em auto; padding: 0 1em; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 1.8em; }
 .meta { color: #666; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-variant-numeric: tabular-nums; }
 th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; text-align: right; }
 th { background: #f4f4f4; } td.label, th.label { text-align: left; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; }
-figure { margin: 1em 0; } img { max-width: 100%; height: auto; }
+.scroll { overflow-x: auto; }
+.figures { display: grid; gap: 1em; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); }
+figure { margin: 0; } img { max-width: 100%; height: auto; }
 figcaption { color: #555; font-size: 0.9em; }
 ul.verdicts li { margin: 0.2em 0; }
 """
@@ -228,13 +230,13 @@ def render_report(run_dir: str | Path) -> str:
         items = "".join(f"<li>{html.escape(line)}</li>"
                         for line in verdict_lines(metrics["verdicts"]))
         sections.append(f'<h2>Verdicts</h2><ul class="verdicts">{items}</ul>')
-    sections.append(f"<h2>Results</h2>{results_html(metrics)}")
+    sections.append(f'<h2>Results</h2><div class="scroll">{results_html(metrics)}</div>')
     figures = "".join(
         f'<figure><img src="{_png_uri(data)}" alt="{html.escape(caption)}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"
         for caption, data in _run_figures(run_dir, metrics)
     )
-    sections.append(f"<h2>Figures</h2>{figures}")
+    sections.append(f'<h2>Figures</h2><div class="figures">{figures}</div>')
     sections.append(f"<h2>Config</h2><pre>{html.escape(config_text)}</pre>")
     title = html.escape(f"neuraltrader {kind}: {run_dir.resolve().name}")
     return (
