@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import POSITION_KINDS, check_choice, check_float, check_int
@@ -31,7 +30,7 @@ from .data import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
 from .errors import DataError
 from .metrics import performance
 from .objectives import OBJECTIVES, make_objective
-from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader
+from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, WindowPolicy
 from .rundir import staged_run_dir, write_run_files
 from .stats import spa_test
 from .train import OPTIMIZERS, fit
@@ -168,7 +167,7 @@ def load_market_data(config: MarketDataConfig) -> MarketData:
     return load_csv(config.csv, kind=config.kind, fill=config.fill, min_rows=config.lag + 2)
 
 
-def build_policy(config: PolicyConfig, lag: int) -> nn.Module:
+def build_policy(config: PolicyConfig, lag: int) -> WindowPolicy:
     """A fresh policy, initialised from torch's global generator."""
     position = config.position
     if config.kind == "linear":

@@ -11,9 +11,9 @@ from torch import nn
 
 from .ensemble import TraderEnsemble
 from .errors import DataError
-from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader
+from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, WindowPolicy
 
-POLICY_CLASSES: dict[str, type[nn.Module]] = {
+POLICY_CLASSES: dict[str, type[WindowPolicy]] = {
     cls.__name__: cls for cls in (NeuralTrader, DropoutTrader, LinearTrader, LSTMTrader)
 }
 

@@ -22,7 +22,25 @@ class PositionHead(nn.Module):
         return f"position={self.position!r}"
 
 
-class NeuralTrader(nn.Module):
+class WindowPolicy(nn.Module):
+    """Base of the traders: maps windows ``(B, L)`` to positions ``(B,)`` through a
+    :class:`PositionHead`; keeps the lag and the constructor arguments."""
+
+    def __init__(self, lag: int, position: PositionKind) -> None:
+        super().__init__()
+        self.lag = check_int("lag", lag, minimum=1)
+        self.head = PositionHead(position)
+
+    @property
+    def position(self) -> PositionKind:
+        return self.head.position
+
+    def init_arguments(self) -> dict[str, object]:
+        """The constructor arguments that rebuild this architecture."""
+        return {"lag": self.lag, "position": self.position}
+
+
+class NeuralTrader(WindowPolicy):
     """The tutorial's trader: Linear(L, H) → sigmoid → Linear(H, 1) → position head.
 
     Parameters
@@ -38,20 +56,13 @@ class NeuralTrader(nn.Module):
     """
 
     def __init__(self, lag: int = 4, hidden: int = 5, position: PositionKind = "long") -> None:
-        super().__init__()
-        self.lag = check_int("lag", lag, minimum=1)
+        super().__init__(lag, position)
         self.hidden = check_int("hidden", hidden, minimum=1)
         self.linear0 = nn.Linear(lag, hidden)
         self.linear1 = nn.Linear(hidden, 1)
-        self.head = PositionHead(position)
-
-    @property
-    def position(self) -> PositionKind:
-        return self.head.position
 
     def init_arguments(self) -> dict[str, object]:
-        """The constructor arguments that rebuild this architecture."""
-        return {"lag": self.lag, "hidden": self.hidden, "position": self.position}
+        return super().init_arguments() | {"hidden": self.hidden}
 
     def hidden_features(self, windows: torch.Tensor) -> torch.Tensor:
         """Hidden activations, ``(B, L)`` → ``(B, H)``; the hook subclasses change."""
@@ -86,52 +97,39 @@ class DropoutTrader(NeuralTrader):
         return super().init_arguments() | {"dropout": self.dropout.p}
 
 
-class LinearTrader(nn.Module):
+class LinearTrader(WindowPolicy):
     """A linear score of the window through the position head: Linear(L, 1) → head.
 
     The baseline every nonlinear policy must beat. Shapes: ``(B, L)`` → ``(B,)``.
     """
 
     def __init__(self, lag: int = 4, position: PositionKind = "long") -> None:
-        super().__init__()
-        self.lag = check_int("lag", lag, minimum=1)
+        super().__init__(lag, position)
         self.linear = nn.Linear(lag, 1)
-        self.head = PositionHead(position)
-
-    @property
-    def position(self) -> PositionKind:
-        return self.head.position
-
-    def init_arguments(self) -> dict[str, object]:
-        return {"lag": self.lag, "position": self.position}
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         return self.head(self.linear(windows).squeeze(-1))
 
 
-class LSTMTrader(nn.Module):
+class LSTMTrader(WindowPolicy):
     """An LSTM read over the window, oldest return first; its last hidden state →
     Linear(H, 1) → position head. Shapes: ``(B, L)`` → ``(B,)``.
     """
 
     def __init__(self, lag: int = 20, hidden: int = 8, position: PositionKind = "long") -> None:
-        super().__init__()
-        self.lag = check_int("lag", lag, minimum=1)
+        super().__init__(lag, position)
         self.hidden = check_int("hidden", hidden, minimum=1)
         self.lstm = nn.LSTM(input_size=1, hidden_size=hidden, batch_first=True)
         self.linear = nn.Linear(hidden, 1)
-        self.head = PositionHead(position)
-
-    @property
-    def position(self) -> PositionKind:
-        return self.head.position
 
     def init_arguments(self) -> dict[str, object]:
-        return {"lag": self.lag, "hidden": self.hidden, "position": self.position}
+        return super().init_arguments() | {"hidden": self.hidden}
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         states, _ = self.lstm(windows.unsqueeze(-1))  # (B, L, H)
         return self.head(self.linear(states[:, -1]).squeeze(-1))
 
 
-__all__ = ["DropoutTrader", "LSTMTrader", "LinearTrader", "NeuralTrader", "PositionHead"]
+__all__ = [
+    "DropoutTrader", "LSTMTrader", "LinearTrader", "NeuralTrader", "PositionHead", "WindowPolicy",
+]
