@@ -281,6 +281,56 @@ def risk_matched_differentials(candidates: np.ndarray, benchmark: np.ndarray) ->
     return (unit_volatility(candidates) - unit_volatility(benchmark)).T
 
 
+def evaluate_positions(
+    data: MarketData, returns: pd.DataFrame, seed_positions: np.ndarray,
+    config: BacktestConfig,
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """Figures of trading the seeds' average position against buy-and-hold.
+
+    Parameters
+    ----------
+    returns
+        The out-of-sample returns, dates × assets.
+    seed_positions
+        ``(S, A, T)``: each seed's position in each asset on each of those dates.
+
+    Returns
+    -------
+    metrics, daily
+        The ``metrics.json`` figures (``data``, ``strategy``, ``buy_and_hold``,
+        ``seed_sharpes``, ``spa_pvalue``, ``spa``) and the per-date frame.
+    """
+    asset_returns = returns.to_numpy(np.float64).T  # (A, T)
+    average = seed_positions.mean(0)
+    cost_bps = config.backtest.cost_bps
+    strategy, costs = strategy_returns(average, asset_returns, cost_bps)
+    per_seed, _ = strategy_returns(seed_positions, asset_returns, cost_bps)
+    hold = np.ones_like(asset_returns)
+    buy_and_hold, _ = strategy_returns(hold, asset_returns, cost_bps)
+    candidates = np.vstack([strategy, per_seed]) if len(per_seed) > 1 else strategy[None]
+    spa = spa_test(risk_matched_differentials(candidates, buy_and_hold), seed=config.seed)
+
+    daily = pd.DataFrame(
+        {"strategy_return": strategy, "buy_and_hold_return": buy_and_hold, "cost": costs},
+        index=returns.index,
+    )
+    for asset, positions, asset_return in zip(data.assets, average, asset_returns, strict=True):
+        daily[f"{asset}_position"] = positions
+        daily[f"{asset}_return"] = asset_return
+    ppy = data.periods_per_year
+    metrics = {
+        "data": {"name": data.name, "assets": data.assets, "periods_per_year": ppy,
+                 "start": returns.index[0].date().isoformat(),
+                 "end": returns.index[-1].date().isoformat()},
+        "strategy": performance(strategy, ppy, average.T),
+        "buy_and_hold": performance(buy_and_hold, ppy, hold.T),
+        "seed_sharpes": [performance(series, ppy)["sharpe"] for series in per_seed],
+        "spa_pvalue": spa["p_value"],
+        "spa": spa,
+    }
+    return metrics, daily
+
+
 def run_backtest(
     config: BacktestConfig, data: MarketData | None = None, *, progress: bool = True
 ) -> BacktestResult:
@@ -322,38 +372,12 @@ def run_backtest(
             })
     seconds = time.perf_counter() - started
 
-    tested = np.any([block.test for block in blocks], axis=0)
+    tested = np.flatnonzero(np.any([block.test for block in blocks], axis=0))
     seed_positions = torch.cat(held, dim=-1).double().numpy()  # (S, A, T_test)
-    asset_returns = panel[:, torch.from_numpy(np.flatnonzero(tested))].double().numpy()
-    average = seed_positions.mean(0)  # (A, T_test)
-    cost_bps = config.backtest.cost_bps
-    strategy, costs = strategy_returns(average, asset_returns, cost_bps)
-    per_seed, _ = strategy_returns(seed_positions, asset_returns, cost_bps)
-    hold = np.ones_like(asset_returns)
-    buy_and_hold, _ = strategy_returns(hold, asset_returns, cost_bps)
-
-    candidates = np.vstack([strategy, per_seed]) if len(per_seed) > 1 else strategy[None]
-    spa = spa_test(risk_matched_differentials(candidates, buy_and_hold), seed=config.seed)
-    daily = pd.DataFrame(
-        {"strategy_return": strategy, "buy_and_hold_return": buy_and_hold, "cost": costs},
-        index=dates[tested],
+    metrics, daily = evaluate_positions(
+        data, data.returns.iloc[start:].iloc[tested], seed_positions, config
     )
-    for asset, positions, returns in zip(data.assets, average, asset_returns, strict=True):
-        daily[f"{asset}_position"] = positions
-        daily[f"{asset}_return"] = returns
-    ppy = data.periods_per_year
-    metrics = {
-        "data": {"name": data.name, "assets": data.assets, "periods_per_year": ppy,
-                 "start": daily.index[0].date().isoformat(),
-                 "end": daily.index[-1].date().isoformat()},
-        "strategy": performance(strategy, ppy, average.T),
-        "buy_and_hold": performance(buy_and_hold, ppy, hold.T),
-        "seed_sharpes": [performance(returns, ppy)["sharpe"] for returns in per_seed],
-        "spa_pvalue": spa["p_value"],
-        "spa": spa,
-        "blocks": len(blocks),
-        "train_seconds": seconds,
-    }
+    metrics |= {"blocks": len(blocks), "train_seconds": seconds}
     history = pd.concat(histories, ignore_index=True)
     leading = ["block", "seed", "epoch"]
     history = history[leading + [c for c in history.columns if c not in leading]]
@@ -410,6 +434,6 @@ def backtest(
 
 
 __all__ = [
-    "BacktestConfig", "BacktestResult", "backtest", "backtest_table", "run_backtest",
-    "strategy_returns", "walk_forward_blocks", "write_backtest",
+    "BacktestConfig", "BacktestResult", "backtest", "backtest_table", "evaluate_positions",
+    "run_backtest", "strategy_returns", "walk_forward_blocks", "write_backtest",
 ]
