@@ -183,7 +183,8 @@ def classifier_study(config: ClassifierConfig, *, progress: bool = True) -> Demo
         index=RATES,
     )
     figure = plot_panels(
-        history, [(rate, [f"train_{rate}", f"valid_{rate}"]) for rate in RATES],
+        history,
+        [(rate, [f"train_{rate}", f"valid_{rate}"], "share of points") for rate in RATES],
         x="epoch", layout=(1, 3),
         references={"valid_accuracy": {"bayes": metrics["bayes_accuracy"]}},
         title="neural classifier of hyperplane data",

@@ -155,7 +155,9 @@ def linear_study(config: LinearConfig, *, progress: bool = True) -> DemoResult:
         "loss": {"OLS": closed_form["sigma"] ** 2, "truth": truth["sigma"] ** 2},
     }
     figure = plot_panels(
-        history, [("beta0", ["beta0"]), ("beta1", ["beta1"]), ("loss (MSE)", ["loss"])],
+        history,
+        [("beta0", ["beta0"], "intercept"), ("beta1", ["beta1"], "slope"),
+         ("loss (MSE)", ["loss"], "mean squared error")],
         x="step", layout=(1, 3), references=references,
         title="linear regression by gradient descent",
     )
