@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.func import functional_call, stack_module_state, vmap
@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from neuraltrader import AR1, NeuralTrader, fit, generate_sequences, seeded
 from neuraltrader.ensemble import TraderEnsemble
+from neuraltrader.rundir import write_json
 from neuraltrader.train import evaluate
 
 ENSEMBLE_SIZES = (64, 256, 1024)
@@ -201,8 +202,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                  "valid_return_mean": float(vmap_returns.mean())},
     }
     if args.json:
-        with open(args.json, "w") as file:
-            json.dump(figures, file, indent=2)
+        write_json(Path(args.json), figures)
     return figures
 
 

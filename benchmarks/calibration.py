@@ -18,9 +18,9 @@ the same draws.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,6 +28,7 @@ from arch.bootstrap import SPA
 
 from neuraltrader import AR1, IIDNormal, NeuralTrader, fit, generate_sequences
 from neuraltrader.ensemble import TraderEnsemble
+from neuraltrader.rundir import write_json
 from neuraltrader.simulate import ReturnProcess
 from neuraltrader.stats import SIGNIFICANCE, one_sided_p_value, per_series_gains, spa_test
 
@@ -109,8 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         print(f"{label:<34}{ours:>8.3f}{theirs:>10.3f}{target:>10}")
     figures["spa_size_standard_error"] = math.sqrt(0.05 * 0.95 / draws)
     if args.json:
-        with open(args.json, "w") as file:
-            json.dump(figures, file, indent=2)
+        write_json(Path(args.json), figures)
     return figures
 
 

@@ -243,7 +243,9 @@ def _train_block(
             history = fit(
                 policy, train, valid, epochs=config.train.epochs, lr=config.train.lr,
                 optimizer=config.train.optimizer, batch_size=len(train[1]), shuffle=False,
-                progress=False, objective=objective, patience=config.train.epochs,
+                progress=False, objective=objective,
+                # patience = epochs: never stops early, restores the best validation epoch
+                patience=config.train.epochs,
             )
         with torch.no_grad():
             positions.append(policy.eval()(test_windows.reshape(-1, config.data.lag)))

@@ -9,6 +9,7 @@ tensor.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,14 +71,16 @@ def _french_factors() -> pd.DataFrame:
     YYYYMM, which pandas 3 reads as nanoseconds since 1970: rebuild the month-end dates."""
     from arch.data import frenchdata
 
-    frame = frenchdata.load()
+    frame = frenchdata.load()[["Mkt-RF", "SMB", "HML"]] / 100
     index = frame.index
-    yyyymm = index.asi8 if isinstance(index, pd.DatetimeIndex) else np.asarray(index, np.int64)
-    if yyyymm.min() < 100_000:  # a future arch may parse the dates itself
-        return frame[["Mkt-RF", "SMB", "HML"]] / 100
+    if isinstance(index, pd.DatetimeIndex):
+        if not (index.year == 1970).all():  # a future arch or pandas parses the months
+            return frame
+        yyyymm = index.as_unit("ns").asi8  # the integers, read as nanoseconds
+    else:
+        yyyymm = np.asarray(index, np.int64)
     months = pd.PeriodIndex.from_fields(year=yyyymm // 100, month=yyyymm % 100, freq="M")
-    frame = frame.set_axis(months.to_timestamp(how="end").normalize())
-    return frame[["Mkt-RF", "SMB", "HML"]] / 100
+    return frame.set_axis(months.to_timestamp(how="end").normalize())
 
 
 @dataclass(frozen=True)
@@ -197,7 +200,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     except csv.Error:
         separator = ","  # one column, or nothing to sniff: let pandas report the problem
     try:
-        frame = pd.read_csv(path, sep=separator, skipinitialspace=True)
+        frame = pd.read_csv(io.StringIO(text), sep=separator, skipinitialspace=True)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as error:
         message = str(error).strip().splitlines()[0] if str(error).strip() else "empty"
         raise DataError(f"{path.name}: not a readable CSV file ({message})") from None

@@ -6,6 +6,7 @@ function trains one policy (positions ``(B,)``) or an ensemble (``(E, B)``).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -83,13 +84,11 @@ def make_objective(
     check_float("risk_aversion", risk_aversion, lower=0)
     check_float("turnover_penalty", turnover_penalty, lower=0)
     check_int("series", series, minimum=1)
-    if name == "mean":
-        base: Objective = mean_return
-    elif name == "sharpe":
-        base = sharpe_ratio
-    else:
-        def base(positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-            return mean_variance_utility(positions, targets, risk_aversion)
+    base: Objective = {
+        "mean": mean_return,
+        "sharpe": sharpe_ratio,
+        "utility": functools.partial(mean_variance_utility, risk_aversion=risk_aversion),
+    }[name]
     if turnover_penalty == 0:
         return base
 
