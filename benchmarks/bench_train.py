@@ -31,9 +31,9 @@ from torch.func import functional_call, stack_module_state, vmap
 from torch.utils.data import DataLoader, TensorDataset
 
 from neuraltrader import AR1, NeuralTrader, fit, generate_sequences, seeded
-from neuraltrader.ensemble import TraderEnsemble
-from neuraltrader.rundir import write_json
-from neuraltrader.train import evaluate
+from neuraltrader.core.ensemble import TraderEnsemble
+from neuraltrader.io.rundir import write_json
+from neuraltrader.core.train import evaluate
 
 ENSEMBLE_SIZES = (64, 256, 1024)
 

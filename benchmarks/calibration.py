@@ -6,7 +6,7 @@ frequency: on iid returns (no edge exists; 500 epochs) it estimates the test's f
 positive rate, which must be <= 7%; on momentum returns (rho = 0.2; 250 epochs) its
 power, which must be >= 90%. All replicas of a process train in one vectorised pass.
 
-It then measures the studentized SPA test of ``neuraltrader.stats.spa_test`` on four
+It then measures the studentized SPA test of ``neuraltrader.evaluation.stats.spa_test`` on four
 strategies of very different volatility (sd 0.5 to 4, T = 400 periods): its size when
 none has an edge (target <= 6% at 5%), and its power when the calmest has an edge of 0.2
 of its sd, beside ``arch.bootstrap.SPA`` (whose p-values use unstudentized means) on
@@ -27,10 +27,10 @@ import torch
 from arch.bootstrap import SPA
 
 from neuraltrader import AR1, IIDNormal, NeuralTrader, fit, generate_sequences
-from neuraltrader.ensemble import TraderEnsemble
-from neuraltrader.rundir import write_json
-from neuraltrader.simulate import ReturnProcess
-from neuraltrader.stats import SIGNIFICANCE, one_sided_p_value, per_series_gains, spa_test
+from neuraltrader.core.ensemble import TraderEnsemble
+from neuraltrader.io.rundir import write_json
+from neuraltrader.data.simulate import ReturnProcess
+from neuraltrader.evaluation.stats import SIGNIFICANCE, one_sided_p_value, per_series_gains, spa_test
 
 N, M, T, L = 1000, 100, 20, 4
 

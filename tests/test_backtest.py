@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.signal import lfilter
 
-from neuraltrader.backtest import (
+from neuraltrader.pipelines.backtest import (
     BacktestConfig,
     WalkForwardConfig,
     backtest,
@@ -20,7 +20,7 @@ from neuraltrader.backtest import (
 )
 from neuraltrader.data import MarketData, load
 from neuraltrader.errors import ConfigError, DataError
-from neuraltrader.windows import ex_ante_volatility, scaled_windows
+from neuraltrader.core.windows import ex_ante_volatility, scaled_windows
 
 TEST_YEARS = 5  # out-of-sample years in the synthetic files below
 

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
-from neuraltrader import __version__, experiment
-from neuraltrader.checkpoint import load_policy
+from neuraltrader import __version__
+from neuraltrader.pipelines import study as experiment
+from neuraltrader.io.checkpoint import load_policy
 from neuraltrader.cli import main
-from neuraltrader.config import load_config
-from neuraltrader.experiment import StudyConfig
+from neuraltrader.io.config import load_config
+from neuraltrader.pipelines.study import StudyConfig
 
 RESULT_KEYS = {
     "dataset", "model", "seeds", "train_return", "valid_return", "valid_recom",

@@ -1,8 +1,8 @@
 import pytest
 
 from neuraltrader import ConfigError
-from neuraltrader.config import load_config, to_toml
-from neuraltrader.experiment import StudyConfig
+from neuraltrader.io.config import load_config, to_toml
+from neuraltrader.pipelines.study import StudyConfig
 
 
 def test_defaults_are_the_tutorials():

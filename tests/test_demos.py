@@ -6,13 +6,13 @@ import pytest
 import torch
 
 from neuraltrader.cli import main
-from neuraltrader.demos import ClassifierConfig, LinearConfig, classifier_study, linear_study
-from neuraltrader.demos.classifier import (
+from neuraltrader.pipelines.demos import ClassifierConfig, LinearConfig, classifier_study, linear_study
+from neuraltrader.pipelines.demos.classifier import (
     ClassifierDataConfig,
     classification_rates,
     simulate_hyperplane,
 )
-from neuraltrader.demos.linear import LinearDataConfig, gaussian_fit, ols, simulate_linear
+from neuraltrader.pipelines.demos.linear import LinearDataConfig, gaussian_fit, ols, simulate_linear
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from neuraltrader import ConfigError, DataError, DropoutTrader, NeuralTrader, fit, seeded
-from neuraltrader.ensemble import TraderEnsemble
+from neuraltrader.core.ensemble import TraderEnsemble
 
 SETTINGS = {"epochs": 6, "batch_size": 700, "progress": False}
 

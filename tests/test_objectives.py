@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 import torch
 
-from neuraltrader.checkpoint import load_policy, save_policy
+from neuraltrader.io.checkpoint import load_policy, save_policy
 from neuraltrader.errors import ConfigError
-from neuraltrader.metrics import drawdown, performance, rolling_sharpe
-from neuraltrader.objectives import make_objective, mean_variance_utility, sharpe_ratio, turnover
-from neuraltrader.policies import LinearTrader, LSTMTrader
+from neuraltrader.evaluation.metrics import drawdown, performance, rolling_sharpe
+from neuraltrader.core.objectives import make_objective, mean_variance_utility, sharpe_ratio, turnover
+from neuraltrader.core.policies import LinearTrader, LSTMTrader
 
 
 def test_objective_values():

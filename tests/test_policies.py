@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from neuraltrader import ConfigError, DropoutTrader, NeuralTrader, seeded
-from neuraltrader.checkpoint import load_policy, save_policy
+from neuraltrader.io.checkpoint import load_policy, save_policy
 
 
 @pytest.mark.parametrize("batch", [1, 7])

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from neuraltrader.rundir import write_json
+from neuraltrader.io.rundir import write_json
 
 
 def test_write_json_is_strict_json(tmp_path):

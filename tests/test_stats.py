@@ -4,7 +4,7 @@ import torch
 from scipy import stats as scipy_stats
 
 from neuraltrader import DataError
-from neuraltrader.stats import one_sided_p_value, per_series_gains
+from neuraltrader.evaluation.stats import one_sided_p_value, per_series_gains
 
 
 def test_per_series_gains_average_each_series_windows():
@@ -39,7 +39,7 @@ def test_p_values_are_uniform_under_the_null():
 
 # ---- multiple testing ----------------------------------------------------------------
 
-from neuraltrader.stats import (  # noqa: E402
+from neuraltrader.evaluation.stats import (  # noqa: E402
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
     sharpe_ratio,

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from neuraltrader.cli import main
-from neuraltrader.sweep import SweepConfig, grid_cells, parse_grid
+from neuraltrader.pipelines.sweep import SweepConfig, grid_cells, parse_grid
 
 SMALL = ["--set", "data.n_train=300", "--set", "train.epochs=30", "--no-progress"]
 

@@ -1,9 +1,11 @@
 """neuraltrader: learn trading policies by gradient ascent on realised returns.
 
-The parts follow the data flow: :mod:`simulate` → :mod:`windows` → :mod:`policies` →
-:mod:`objectives` → :mod:`train` → :mod:`benchmarks`, wired together by
-:mod:`experiment`; real prices go :mod:`data` → :mod:`windows` → ... →
-:mod:`metrics` in :mod:`backtest`.
+Layers, lowest first (a layer imports only those below it; ``tests/test_layers.py``
+holds the contract): :mod:`.core` (windows, policies and their registry, ensembles,
+objectives, fit) → :mod:`.data` (simulated processes and their oracle, market data,
+reference policies) → :mod:`.evaluation` (metrics, statistics, verdicts) and :mod:`.io`
+(config, run directories, checkpoints) → :mod:`.report` (plots, pages) →
+:mod:`.pipelines` (study, sweep, backtest, demos) → :mod:`.cli`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from ._random import seeded
-from .benchmarks import buy_and_hold_position, flat_position, oracle_position
+from .data.reference import buy_and_hold_position, flat_position, oracle_position
 from .errors import ConfigError, DataError, NeuralTraderError, TrainingError
-from .objectives import mean_return
-from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader
-from .simulate import AR1, IIDNormal, ReturnProcess
-from .train import fit
-from .windows import generate_sequences
+from .core.objectives import mean_return
+from .core.policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader
+from .data.simulate import AR1, IIDNormal, ReturnProcess
+from .core.train import fit
+from .core.windows import generate_sequences
 
 __all__ = [
     "AR1",

@@ -101,8 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _execute(args: argparse.Namespace, config_class: type, runner: Callable[..., str]) -> int:
     """Resolve the config and output path (both checked before any work), run, print,
     and write the report unless ``--no-report``."""
-    from .config import load_config
-    from .rundir import check_run_dir, default_run_dir
+    from .io.config import load_config
+    from .io.rundir import check_run_dir, default_run_dir
 
     config = load_config(config_class, args.config, args.overrides)
     out = check_run_dir(args.out) if args.out else default_run_dir()
@@ -123,7 +123,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_study(args: argparse.Namespace) -> int:
-    from .experiment import StudyConfig, results_table, run
+    from .pipelines.study import StudyConfig, results_table, run
 
     return _execute(
         args, StudyConfig,
@@ -132,7 +132,7 @@ def _run_study(args: argparse.Namespace) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from .sweep import SweepConfig, parse_grid, summary_table, sweep, verdict_lines
+    from .pipelines.sweep import SweepConfig, parse_grid, summary_table, sweep, verdict_lines
 
     grid = parse_grid(args.grid)
     if args.seeds is not None:
@@ -155,7 +155,7 @@ BACKTEST_OPTIONS = {
 def _run_backtest(args: argparse.Namespace) -> int:
     import json
 
-    from .backtest import BacktestConfig, backtest, backtest_table
+    from .pipelines.backtest import BacktestConfig, backtest, backtest_table
 
     for option, key in BACKTEST_OPTIONS.items():
         value = getattr(args, option)
@@ -170,7 +170,7 @@ def _run_backtest(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from .demos import DEMOS, run_demo
+    from .pipelines.demos import DEMOS, run_demo
 
     return _execute(
         args, DEMOS[args.demo][0],

@@ -225,7 +225,7 @@ def render_report(run_dir: str | Path) -> str:
         f"every figure below is in metrics.json.</p>",
     ]
     if kind == "sweep":
-        from ..sweep import verdict_lines
+        from ..pipelines.sweep import verdict_lines
 
         items = "".join(f"<li>{html.escape(line)}</li>"
                         for line in verdict_lines(metrics["verdicts"]))

@@ -148,7 +148,7 @@ def plot_backtest(daily: pd.DataFrame, periods_per_year: int, title: str = "") -
 
     ``daily`` has ``strategy_return`` and ``buy_and_hold_return`` by date.
     """
-    from ..metrics import drawdown, equity_curve, rolling_sharpe
+    from ..evaluation.metrics import drawdown, equity_curve, rolling_sharpe
 
     columns = {label: daily[column] for column, label in BACKTEST_SERIES.items()}
     prefix = f"{title}: " if title else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._checks import PositionKind, check_float, check_int, check_position
+from .._checks import PositionKind, check_float, check_int, check_position
 
 
 class PositionHead(nn.Module):

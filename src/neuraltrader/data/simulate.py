@@ -15,8 +15,8 @@ from typing import ClassVar
 import torch
 from scipy.signal import lfilter
 
-from ._checks import PositionKind, check_float, check_int, check_position, check_tensor
-from ._random import Seed, as_generator
+from .._checks import PositionKind, check_float, check_int, check_position, check_tensor
+from .._random import Seed, as_generator
 
 
 class ReturnProcess(ABC):

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import tomli_w
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -15,10 +15,10 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from .._checks import check_choice, check_float, check_int
-from .._random import Seed, as_generator, derive_seed, seeded
-from ..report import plot_panels
-from ..train import OPTIMIZERS, make_optimizer
+from ..._checks import check_choice, check_float, check_int
+from ..._random import Seed, as_generator, derive_seed, seeded
+from ...report import plot_panels
+from ...core.train import OPTIMIZERS, make_optimizer
 from ._result import DemoResult
 
 RATES = ["accuracy", "false_pos", "false_neg"]

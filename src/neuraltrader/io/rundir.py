@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import to_dict, to_toml
-from .errors import ConfigError
+from ..errors import ConfigError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -97,7 +97,7 @@ def write_run_files(
     """The files every run directory has: ``config.toml`` (the resolved config),
     ``metrics.json`` (``version``, ``config``, then ``payload``), ``history.csv`` and
     one PNG per figure, named by its key."""
-    from . import __version__
+    from .. import __version__
 
     directory.joinpath("config.toml").write_text(to_toml(config))
     write_json(

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ._checks import check_choice, check_int
-from .errors import DataError
+from .._checks import check_choice, check_int
+from ..errors import DataError
 
 KINDS = ("prices", "returns")
 FILLS = (None, "ffill")

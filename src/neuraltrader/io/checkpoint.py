@@ -9,9 +9,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from .ensemble import TraderEnsemble
-from .errors import DataError
-from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, WindowPolicy
+from ..core.ensemble import TraderEnsemble
+from ..errors import DataError
+from ..core.policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, WindowPolicy
 
 POLICY_CLASSES: dict[str, type[WindowPolicy]] = {
     cls.__name__: cls for cls in (NeuralTrader, DropoutTrader, LinearTrader, LSTMTrader)

@@ -18,9 +18,9 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .config import parse_override, with_overrides
-from .errors import ConfigError
-from .experiment import (
+from ..io.config import parse_override, with_overrides
+from ..errors import ConfigError
+from .study import (
     DataConfig,
     ModelConfig,
     StudyConfig,
@@ -33,8 +33,8 @@ from .experiment import (
     train_replicas,
     valid_positions,
 )
-from .rundir import staged_run_dir, write_run_files
-from .stats import (
+from ..io.rundir import staged_run_dir, write_run_files
+from ..evaluation.stats import (
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
     sharpe_ratio,

@@ -24,17 +24,17 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import POSITION_KINDS, check_choice, check_float, check_int
-from ._random import seeded
-from .data import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
-from .errors import DataError
-from .metrics import performance
-from .objectives import OBJECTIVES, make_objective
-from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, WindowPolicy
-from .rundir import staged_run_dir, write_run_files
-from .stats import spa_test
-from .train import OPTIMIZERS, fit
-from .windows import scaled_windows
+from .._checks import POSITION_KINDS, check_choice, check_float, check_int
+from .._random import seeded
+from ..data.market import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
+from ..errors import DataError
+from ..evaluation.metrics import performance
+from ..core.objectives import OBJECTIVES, make_objective
+from ..core.policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, WindowPolicy
+from ..io.rundir import staged_run_dir, write_run_files
+from ..evaluation.stats import spa_test
+from ..core.train import OPTIMIZERS, fit
+from ..core.windows import scaled_windows
 
 POLICIES = ("mlp", "lstm", "linear")
 WINDOWS = ("expanding", "rolling")
@@ -413,7 +413,7 @@ def backtest_table(metrics: dict[str, Any]) -> str:
 def write_backtest(result: BacktestResult, directory: Path) -> None:
     """``config.toml``, ``metrics.json``, ``history.csv``, ``backtest.csv`` (daily),
     ``blocks.csv`` and the PNGs: equity, drawdown, rolling Sharpe."""
-    from .report import plot_backtest
+    from ..report import plot_backtest
 
     figures = plot_backtest(result.daily, result.data.periods_per_year,
                             title=f"{result.data.name} walk-forward")

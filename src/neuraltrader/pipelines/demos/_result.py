@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ..rundir import staged_run_dir, write_run_files
+from ...io.rundir import staged_run_dir, write_run_files
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from scipy import stats as scipy_stats
 
-from ._checks import check_int
-from .errors import DataError
+from .._checks import check_int
+from ..errors import DataError
 
 SIGNIFICANCE = 0.05  # level at which a replica counts as significant
 EULER_GAMMA = 0.5772156649015329

@@ -17,10 +17,10 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from ._checks import check_choice, check_float, check_int, check_tensor
-from ._random import Seed, as_generator
+from .._checks import check_choice, check_float, check_int, check_tensor
+from .._random import Seed, as_generator
 from .ensemble import TraderEnsemble
-from .errors import DataError, TrainingError
+from ..errors import DataError, TrainingError
 from .objectives import Objective, mean_return
 
 WindowData = tuple[torch.Tensor, torch.Tensor] | TensorDataset

@@ -17,20 +17,20 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ._checks import POSITION_KINDS, check_choice, check_float, check_int
-from ._random import derive_seed
-from .benchmarks import buy_and_hold_position, oracle_position
-from .checkpoint import save_policy
-from .ensemble import TraderEnsemble
-from .errors import ConfigError
-from .objectives import mean_return
-from .policies import DropoutTrader, NeuralTrader
-from .report import plot_history, plot_policy
-from .rundir import staged_run_dir, write_run_files
-from .simulate import AR1, IIDNormal, ReturnProcess
-from .stats import SIGNIFICANCE, one_sided_p_value, per_series_gains
-from .train import OPTIMIZERS, fit
-from .windows import generate_sequences
+from .._checks import POSITION_KINDS, check_choice, check_float, check_int
+from .._random import derive_seed
+from ..data.reference import buy_and_hold_position, oracle_position
+from ..io.checkpoint import save_policy
+from ..core.ensemble import TraderEnsemble
+from ..errors import ConfigError
+from ..core.objectives import mean_return
+from ..core.policies import DropoutTrader, NeuralTrader
+from ..report import plot_history, plot_policy
+from ..io.rundir import staged_run_dir, write_run_files
+from ..data.simulate import AR1, IIDNormal, ReturnProcess
+from ..evaluation.stats import SIGNIFICANCE, one_sided_p_value, per_series_gains
+from ..core.train import OPTIMIZERS, fit
+from ..core.windows import generate_sequences
 
 DATASETS = ("random", "momentum")
 MODELS = ("mlp", "dropout")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ._checks import PositionKind
+from .._checks import PositionKind
 from .simulate import ReturnProcess
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from ._checks import check_int, check_tensor
-from .errors import DataError
+from .._checks import check_int, check_tensor
+from ..errors import DataError
 
 
 def generate_sequences(returns: torch.Tensor, lag: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import torch
 
-from ._checks import check_choice, check_float, check_int
+from .._checks import check_choice, check_float, check_int
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ._checks import check_int
-from ._random import seeded
-from .errors import ConfigError
+from .._checks import check_int
+from .._random import seeded
+from ..errors import ConfigError
 from .policies import NeuralTrader, PositionHead
 
 

@@ -1,0 +1,1 @@
+"""Pure figures of returns and positions: performance metrics, statistics, verdicts."""

@@ -1,0 +1,1 @@
+"""Files: config sections and their validator, run directories, checkpoints, tables."""
