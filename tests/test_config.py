@@ -38,7 +38,7 @@ def test_resolved_config_reads_back_unchanged(tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("data.nope=1", "unknown config key 'data.nope'; known keys: data.datasets"),
+        ("data.nope=1", "unknown config key 'data.nope'; known keys: data.lag, data.datasets"),
         ("nope.key=1", "unknown config key 'nope'"),
         ("data.n_train=many", "config key 'data.n_train' must be an integer, got 'many'"),
         ("train.lr=true", "config key 'train.lr' must be a number, got True"),
@@ -48,7 +48,7 @@ def test_resolved_config_reads_back_unchanged(tmp_path):
         ("data.rho=-1.5", "got -1.5"),
         ("train.lr=0", r"train.lr must lie in \(0, inf\], got 0.0"),
         ("train.epochs=0", "train.epochs must be an integer >= 1, got 0"),
-        ("model.models=mlp,cnn", "model.models entry must be one of 'mlp', 'dropout'; got 'cnn'"),
+        ("model.models=mlp,cnn", "model.models entry must be one of 'mlp', 'dropout', 'linear', 'lstm'; got 'cnn'"),
         ("data.datasets=[]", "must be a non-empty list of strings"),
         ("seed", "--set expects section.key=value, got 'seed'"),
     ],

@@ -3,7 +3,9 @@ import pytest
 import torch
 
 from neuraltrader import ConfigError, DataError, DropoutTrader, NeuralTrader, fit, seeded
-from neuraltrader.core.ensemble import TraderEnsemble
+from neuraltrader.core.ensemble import FunctionalEnsemble, TraderEnsemble, make_ensemble
+from neuraltrader.core.policies import WindowPolicy
+from neuraltrader.core.registry import POLICIES
 
 SETTINGS = {"epochs": 6, "batch_size": 700, "progress": False}
 
@@ -69,9 +71,63 @@ def test_bad_replica_input(momentum_windows):
     train, valid = small(momentum_windows["train"]), momentum_windows["valid"]
     with pytest.raises(ConfigError, match="seeds must be an integer >= 1, got 0"):
         TraderEnsemble(NeuralTrader(4, 5), 0)
-    with pytest.raises(ConfigError, match="replicas need a NeuralTrader"):
+    with pytest.raises(ConfigError, match="batched-matmul path computes exactly NeuralTrader"):
         TraderEnsemble(torch.nn.Linear(4, 1), 2)
+    with pytest.raises(ConfigError, match="replicas need a WindowPolicy"):
+        make_ensemble(torch.nn.Linear(4, 1), 2)
     with pytest.raises(DataError, match="per-replica train data must have 2 rows"):
         fit(NeuralTrader(4, 5), (train[0][None], train[1][None]), valid, seeds=2, epochs=1)
     with pytest.raises(ConfigError, match="patience must be an integer >= 1, got 0"):
         fit(NeuralTrader(4, 5), train, valid, seeds=2, epochs=1, patience=0)
+
+
+class SquareTrader(NeuralTrader):
+    """Overrides the documented hook: its forward is not the batched-matmul path's."""
+
+    def hidden_features(self, windows):
+        return torch.square(self.linear0(windows))
+
+
+class MeanReverter(WindowPolicy):
+    """A user's policy: one weight on the window's mean, through the position head."""
+
+    def __init__(self, lag=4, position="long"):
+        super().__init__(lag, position)
+        self.scale = torch.nn.Parameter(torch.randn(()))
+
+    def forward(self, windows):
+        return self.head(self.scale * windows.mean(-1))
+
+
+def test_a_subclass_never_takes_the_fast_path(momentum_windows):
+    ensemble = make_ensemble(SquareTrader(4, 5), [0, 1])
+    assert isinstance(ensemble, FunctionalEnsemble) and ensemble.path == "vmap"
+    windows = momentum_windows["valid"][0][:50]
+    with torch.no_grad():
+        positions = ensemble.eval()(windows)
+    for index in range(2):
+        torch.testing.assert_close(positions[index], ensemble.replica(index)(windows))
+    assert isinstance(make_ensemble(NeuralTrader(4, 5), 2), TraderEnsemble)
+
+
+# rtol 1e-4 / atol 1e-5: replicas run batched (vmap, baddbmm) kernels, the solo run
+# plain ones; the same arithmetic in another summation order
+@pytest.mark.parametrize("name", [*POLICIES, "user"])
+def test_every_registered_policy_trains_as_an_ensemble(momentum_windows, name):
+    train, valid = small(momentum_windows["train"], 700), momentum_windows["valid"]
+    if name == "user":
+        template = MeanReverter(4)
+    else:
+        options = {"hidden": 3, "dropout": 0.3, "position": "long_short"}
+        spec = POLICIES[name]
+        template = spec.policy_class(4, **{k: options[k] for k in spec.options})
+    seeds = [2, 5]
+    ensemble = make_ensemble(template, seeds)
+    history = fit(ensemble, train, valid, epochs=4, batch_size=350, progress=False)
+    for index, seed in enumerate(seeds):
+        model, solo = solo_run(template, seed, train, valid, epochs=4, batch_size=350)
+        replica = history[history.seed == seed].drop(columns="seed").reset_index(drop=True)
+        pd.testing.assert_frame_equal(replica, solo, check_dtype=False, rtol=1e-4, atol=1e-5)
+        for key, value in model.state_dict().items():
+            torch.testing.assert_close(ensemble.replica(index).state_dict()[key], value,
+                                       rtol=1e-4, atol=1e-5)

@@ -16,12 +16,12 @@ import torch
 Seed = int | torch.Generator | None
 
 
-def as_generator(seed: Seed) -> torch.Generator:
-    """Return a CPU generator for ``seed``: a fresh one seeded from an int, the same
-    generator when one is given, and one seeded from OS entropy for ``None``."""
+def as_generator(seed: Seed, device: torch.device | str = "cpu") -> torch.Generator:
+    """Return a generator on ``device`` for ``seed``: a fresh one seeded from an int, the
+    same generator when one is given, and one seeded from OS entropy for ``None``."""
     if isinstance(seed, torch.Generator):
         return seed
-    generator = torch.Generator()
+    generator = torch.Generator(device)
     if seed is None:
         generator.seed()
     else:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 
 from . import __version__
-from .errors import NeuralTraderError
+from .errors import ConfigError, NeuralTraderError
 
 EXIT_BAD_INPUT = 2
 
@@ -19,12 +20,24 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
         help="override one config value (repeatable), e.g. --set train.epochs=50",
     )
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/<timestamp>)")
+    parser.add_argument("--device", metavar="DEVICE",
+                        help="where to train (train.device): cpu (default), cuda, cuda:N, auto")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--no-report", action="store_true",
                         help="do not write report.html into the run directory")
 
 
+def _add_data_options(source: argparse._MutuallyExclusiveGroup) -> None:
+    source.add_argument("--data", metavar="NAME",
+                        help="a bundled data set: sp500, nasdaq, wti, crude, frenchdata")
+    source.add_argument("--csv", metavar="FILE",
+                        help="a CSV of prices (wide: date + one column per asset, or long: "
+                        "date, asset, value); see data.kind and data.fill")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from .core.registry import policy_names
+
     parser = argparse.ArgumentParser(
         prog="neuraltrader",
         description="Learn trading policies by gradient ascent on realised returns.",
@@ -40,11 +53,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=_run_study)
 
     sweep = commands.add_parser(
-        "sweep", help="train a grid of configs and judge them together",
-        description="Train every combination of --grid values (each cell one vectorised "
-        "ensemble of --seeds replicas) and report verdicts that account for the number of "
-        "cells tried: deflated Sharpe ratio, probability of backtest overfitting, SPA test.",
+        "sweep", help="run a grid of configs of any pipeline and judge them together",
+        description="Run every combination of --grid values through PIPELINE (study: "
+        "simulated cells, each one vectorised ensemble of --seeds replicas; backtest: one "
+        "walk-forward backtest per cell) and report verdicts that account for the number "
+        "of cells tried: deflated Sharpe ratio, probability of backtest overfitting, SPA "
+        "test against buy-and-hold.",
     )
+    sweep.add_argument("pipeline", nargs="?", default="study", choices=("study", "backtest"),
+                       help="what each cell runs (default: study)")
+    _add_data_options(sweep.add_mutually_exclusive_group())
     sweep.add_argument(
         "--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2,...",
         help="values of one config key to sweep (repeatable), e.g. --grid model.hidden=2,5,20",
@@ -60,13 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         "after with frozen weights), and compare the out-of-sample strategy with "
         "buy-and-hold: performance figures and the SPA test.",
     )
-    source = backtest.add_mutually_exclusive_group(required=True)
-    source.add_argument("--data", metavar="NAME",
-                        help="a bundled data set: sp500, nasdaq, wti, crude, frenchdata")
-    source.add_argument("--csv", metavar="FILE",
-                        help="a CSV of prices (wide: date + one column per asset, or long: "
-                        "date, asset, value); see data.kind and data.fill")
-    backtest.add_argument("--model", choices=("mlp", "lstm", "linear"), help="policy (mlp)")
+    _add_data_options(backtest.add_mutually_exclusive_group(required=True))
+    backtest.add_argument("--model", choices=policy_names(), help="a registered policy (mlp)")
     backtest.add_argument("--objective", choices=("mean", "sharpe", "utility"),
                           help="training objective (sharpe)")
     backtest.add_argument("--position", choices=("long", "long_short"),
@@ -104,6 +117,8 @@ def _execute(args: argparse.Namespace, config_class: type, runner: Callable[...,
     from .io.config import load_config
     from .io.rundir import check_run_dir, default_run_dir
 
+    if getattr(args, "device", None) is not None:
+        args.overrides.append(f"train.device={json.dumps(args.device)}")
     config = load_config(config_class, args.config, args.overrides)
     out = check_run_dir(args.out) if args.out else default_run_dir()
     print(runner(config, out, progress=not args.no_progress))
@@ -132,17 +147,27 @@ def _run_study(args: argparse.Namespace) -> int:
 
 
 def _run_sweep(args: argparse.Namespace) -> int:
-    from .pipelines.sweep import SweepConfig, parse_grid, summary_table, sweep, verdict_lines
+    from .evaluation.verdicts import verdict_lines
+    from .pipelines.sweep import SWEEP_CONFIGS, parse_grid, summary_table, sweep
 
     grid = parse_grid(args.grid)
-    if args.seeds is not None:
-        args.overrides.append(f"train.seeds={args.seeds}")
+    if args.pipeline != "backtest" and (args.data or args.csv):
+        raise ConfigError("--data and --csv choose real prices: use `sweep backtest`")
+    _append_options(args, {"data": "data.name", "csv": "data.csv", "seeds": "train.seeds"})
 
-    def runner(config: SweepConfig, out: object, progress: bool) -> str:
-        result = sweep(config, grid, out, progress=progress)  # type: ignore[arg-type]
+    def runner(config: object, out: object, progress: bool) -> str:
+        result = sweep(config, grid, out, progress=progress, pipeline=args.pipeline)  # type: ignore[arg-type]
         return "\n".join([summary_table(result.summary, grid), *verdict_lines(result.verdicts)])
 
-    return _execute(args, SweepConfig, runner)
+    return _execute(args, SWEEP_CONFIGS[args.pipeline], runner)
+
+
+def _append_options(args: argparse.Namespace, options: dict[str, str]) -> None:
+    """Turn the command's shortcut options that were given into ``--set`` overrides."""
+    for option, key in options.items():
+        value = getattr(args, option)
+        if value is not None:  # JSON text is valid TOML for strings and numbers
+            args.overrides.append(f"{key}={json.dumps(value)}")
 
 
 BACKTEST_OPTIONS = {
@@ -153,14 +178,9 @@ BACKTEST_OPTIONS = {
 
 
 def _run_backtest(args: argparse.Namespace) -> int:
-    import json
-
     from .pipelines.backtest import BacktestConfig, backtest, backtest_table
 
-    for option, key in BACKTEST_OPTIONS.items():
-        value = getattr(args, option)
-        if value is not None:  # JSON text is valid TOML for strings and numbers
-            args.overrides.append(f"{key}={json.dumps(value)}")
+    _append_options(args, BACKTEST_OPTIONS)
     return _execute(
         args, BacktestConfig,
         lambda config, out, progress: backtest_table(

@@ -1,64 +1,133 @@
-"""E independent replicas of an MLP trader, trained in one vectorised pass.
+"""E independent replicas of any policy, trained in one vectorised pass.
 
-Parameters are stacked along a leading replica axis and every layer is one batched
-matrix product (``torch.baddbmm``) with the batch axis last, ``(E, H, B)``, which measured
-faster than ``torch.func.vmap`` over ``functional_call`` for models this small (see
-``benchmarks/bench_train.py``).
+Two paths compute the same thing:
 
-Replica ``s`` reproduces ``NeuralTrader``/``DropoutTrader`` trained alone with seed ``s``
-(``with seeded(s): model = ...; fit(model, ..., generator=s)``): its initial weights are
-drawn under ``seeded(s)``, its batch order from ``torch.Generator().manual_seed(s)``
-(batch order is *not* shared between replicas), and its dropout masks from a generator
-left where ``seeded(s)`` was after initialisation, drawn the way ``nn.Dropout`` draws them.
+- :class:`TraderEnsemble`, the batched-matmul path, for exactly :class:`NeuralTrader` and
+  :class:`DropoutTrader`: parameters stacked along a replica axis and every layer one
+  ``torch.baddbmm`` with the batch axis last, ``(E, H, B)``. It measured faster than
+  ``vmap`` for models this small (``benchmarks/bench_train.py``). Any other class,
+  subclasses included, is refused: a subclass may change ``hidden_features`` and would
+  otherwise train silently as the plain MLP.
+- :class:`FunctionalEnsemble`, the generic path, for every other
+  :class:`~neuraltrader.core.policies.WindowPolicy`: ``torch.func.stack_module_state`` +
+  ``functional_call`` under ``vmap(randomness="different")``, so the replicas run the
+  policy's own ``forward``.
+
+:func:`make_ensemble` picks the path. Replica ``s`` starts from the weights the policy
+gets under ``seeded(s)`` and shuffles with seed ``s``, so it reproduces the policy
+trained alone with that seed (``with seeded(s): model = ...; fit(model, ...,
+generator=s)``). On the batched-matmul path this holds for dropout masks too (each
+replica draws from a generator left where ``seeded(s)`` was after initialisation, the
+way ``nn.Dropout`` draws). On the generic path ``vmap`` draws one mask for all
+replicas, independent per replica but not those of the solo run.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
 from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
 
 from .._checks import check_int
-from .._random import seeded
+from .._random import derive_seed, seeded
 from ..errors import ConfigError
-from .policies import NeuralTrader, PositionHead
+from .policies import DropoutTrader, NeuralTrader, PositionHead, WindowPolicy
 
 
-class TraderEnsemble(nn.Module):
-    """Replicas of ``template``'s architecture, one per seed, as batched parameters.
+def _seed_list(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, int):
+        seeds = range(check_int("seeds", seeds, minimum=1))
+    checked = [check_int("seed", seed, minimum=0) for seed in seeds]
+    if not checked:
+        raise ConfigError("seeds must name at least one replica")
+    return checked
+
+
+class Ensemble(nn.Module):
+    """What every ensemble has: ``seeds``, ``replicas``, ``lag``, the template's class
+    and arguments, and :meth:`replica`. Forward maps windows ``(B, L)`` shared by all
+    replicas, or ``(E, B, L)`` one set per replica, to positions ``(E, B)``.
+
+    Every parameter has the replica axis first, so per-replica bookkeeping (early
+    stopping) can mask along it.
+    """
+
+    path: str = ""
+
+    def __init__(self, template: WindowPolicy, seeds: int | Sequence[int]) -> None:
+        super().__init__()
+        if not isinstance(template, WindowPolicy):
+            raise ConfigError(
+                f"replicas need a WindowPolicy (a registered policy), got {type(template).__name__}"
+            )
+        self.seeds = _seed_list(seeds)
+        self.policy_class = type(template)
+        self.arguments = template.init_arguments()
+        self.lag = template.lag
+
+    @property
+    def replicas(self) -> int:
+        return len(self.seeds)
+
+    def _fresh_replicas(self) -> list[WindowPolicy]:
+        """One policy per seed, each initialised under ``seeded(seed)``."""
+        replicas = []
+        for seed in self.seeds:
+            with seeded(seed):
+                replicas.append(self.policy_class(**self.arguments))
+        return replicas
+
+    def replica_state(self, index: int) -> dict[str, torch.Tensor]:
+        """Replica ``index``'s weights as the policy's own ``state_dict``."""
+        raise NotImplementedError
+
+    def replica(self, index: int) -> WindowPolicy:
+        """Replica ``index`` as a stand-alone policy (a copy, on the CPU), in eval mode."""
+        model = self.policy_class(**self.arguments)
+        state = {name: value.detach().cpu().clone()
+                 for name, value in self.replica_state(index).items()}
+        model.load_state_dict(state)
+        return model.eval()
+
+    def extra_repr(self) -> str:
+        return (f"{self.policy_class.__name__}({self.arguments}), replicas={self.replicas}, "
+                f"path={self.path!r}")
+
+
+class TraderEnsemble(Ensemble):
+    """Replicas of a :class:`NeuralTrader` or :class:`DropoutTrader` as batched
+    parameters (the batched-matmul path).
 
     Parameters
     ----------
     template
-        A :class:`NeuralTrader` or :class:`DropoutTrader`; only its architecture is used.
+        Exactly a ``NeuralTrader`` or ``DropoutTrader``; only its architecture is used.
     seeds
         One seed per replica (an int E means seeds ``0 .. E-1``).
-
-    Shapes: windows ``(B, L)`` shared by all replicas, or ``(E, B, L)`` one set per
-    replica → positions ``(E, B)``.
     """
 
-    def __init__(self, template: NeuralTrader, seeds: int | Sequence[int]) -> None:
-        super().__init__()
-        if not isinstance(template, NeuralTrader):
+    path = "batched-matmul"
+    POLICY_CLASSES = (NeuralTrader, DropoutTrader)
+
+    def __init__(self, template: WindowPolicy, seeds: int | Sequence[int]) -> None:
+        if type(template) not in self.POLICY_CLASSES:
             raise ConfigError(
-                f"replicas need a NeuralTrader or DropoutTrader, got {type(template).__name__}"
+                "the batched-matmul path computes exactly NeuralTrader or DropoutTrader, got "
+                f"{type(template).__name__}; use make_ensemble() for any other policy"
             )
-        if isinstance(seeds, int):
-            seeds = range(check_int("seeds", seeds, minimum=1))
-        self.seeds = [check_int("seed", seed, minimum=0) for seed in seeds]
-        if not self.seeds:
-            raise ConfigError("seeds must name at least one replica")
-        self.policy_class = type(template)
-        self.arguments = template.init_arguments()
+        super().__init__(template, seeds)
         replicas, self.mask_generators = [], []
-        for seed in self.seeds:
-            with seeded(seed):
-                replicas.append(self.policy_class(**self.arguments))
+        for seed, replica in zip(self.seeds, self._fresh_replicas(), strict=True):
+            replicas.append(replica)
+            with seeded(seed):  # the global generator right after initialisation
+                self.policy_class(**self.arguments)
                 generator = torch.Generator()
                 generator.set_state(torch.get_rng_state())
             self.mask_generators.append(generator)
+
         def stacked(name: str) -> nn.Parameter:
             return nn.Parameter(torch.stack([r.get_parameter(name).detach() for r in replicas]))
 
@@ -68,11 +137,17 @@ class TraderEnsemble(nn.Module):
         self.bias1 = nn.Parameter(stacked("linear1.bias")[..., None])  # (E, 1, 1)
         self.dropout = float(self.arguments.get("dropout", 0.0))
         self.head = PositionHead(template.position)
-        self.lag = template.lag
 
-    @property
-    def replicas(self) -> int:
-        return len(self.seeds)
+    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
+        """Moving the ensemble to another device moves its mask generators too."""
+        module = super()._apply(fn, recurse)
+        device = self.weight0.device
+        if self.mask_generators and self.mask_generators[0].device != device:
+            # a CPU generator's state does not transfer: seed the new device's per replica
+            self.mask_generators = [
+                torch.Generator(device).manual_seed(derive_seed(seed, 1)) for seed in self.seeds
+            ]
+        return module
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         inputs = windows.transpose(-1, -2)  # (L, B) or (E, L, B)
@@ -88,24 +163,76 @@ class TraderEnsemble(nn.Module):
         """Scaled keep-masks ``(E, H, B)``, replica by replica as ``nn.Dropout`` draws a
         ``(B, H)`` mask: one ``bernoulli_`` call on each replica's own generator."""
         keep = 1.0 - self.dropout
-        masks = torch.empty(self.replicas, batch, self.weight0.shape[1])
+        masks = torch.empty(self.replicas, batch, self.weight0.shape[1],
+                            device=self.weight0.device)
         for mask, generator in zip(masks, self.mask_generators, strict=True):
             mask.bernoulli_(keep, generator=generator)
         return masks.div_(keep).transpose(1, 2)
 
-    def replica(self, index: int) -> NeuralTrader:
-        """Replica ``index`` as a stand-alone policy (a copy), in eval mode."""
-        model = self.policy_class(**self.arguments)
-        model.load_state_dict({
-            "linear0.weight": self.weight0[index].detach().clone(),
-            "linear0.bias": self.bias0[index, :, 0].detach().clone(),
-            "linear1.weight": self.weight1[index].detach().clone(),
-            "linear1.bias": self.bias1[index, :, 0].detach().clone(),
-        })
-        return model.eval()
-
-    def extra_repr(self) -> str:
-        return f"{self.policy_class.__name__}({self.arguments}), replicas={self.replicas}"
+    def replica_state(self, index: int) -> dict[str, torch.Tensor]:
+        return {
+            "linear0.weight": self.weight0[index], "linear0.bias": self.bias0[index, :, 0],
+            "linear1.weight": self.weight1[index], "linear1.bias": self.bias1[index, :, 0],
+        }
 
 
-__all__ = ["TraderEnsemble"]
+class FunctionalEnsemble(Ensemble):
+    """Replicas of any :class:`WindowPolicy`, run through the policy's own ``forward``
+    with ``torch.func.vmap`` over stacked parameters (the generic path).
+
+    Parameters and buffers are registered under the policy's names with ``.`` written
+    as ``__`` (``lstm.weight_ih_l0`` → ``lstm__weight_ih_l0``), each ``(E, ...)``.
+    """
+
+    path = "vmap"
+
+    def __init__(self, template: WindowPolicy, seeds: int | Sequence[int]) -> None:
+        super().__init__(template, seeds)
+        replicas = self._fresh_replicas()
+        parameters, buffers = stack_module_state(replicas)  # type: ignore[arg-type]
+        self._parameter_names, self._buffer_names = list(parameters), list(buffers)
+        for name, value in parameters.items():
+            self.register_parameter(self._attribute(name), nn.Parameter(value.detach()))
+        for name, value in buffers.items():
+            self.register_buffer(self._attribute(name), value)
+        # a weightless copy that vmap calls with each replica's tensors; kept in a tuple
+        # so that it is not a submodule (its parameters are not the ensemble's)
+        self._base = (copy.deepcopy(replicas[0]).to("meta"),)
+
+    @staticmethod
+    def _attribute(name: str) -> str:
+        return name.replace(".", "__")
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        base = self._base[0].train(self.training)
+        parameters = {n: getattr(self, self._attribute(n)) for n in self._parameter_names}
+        buffers = {n: getattr(self, self._attribute(n)) for n in self._buffer_names}
+
+        def call(parameters, buffers, windows):  # type: ignore[no-untyped-def]
+            return functional_call(base, (parameters, buffers), (windows,))
+
+        shared = None if windows.ndim == 2 else 0
+        return vmap(call, in_dims=(0, 0, shared), randomness="different")(
+            parameters, buffers, windows
+        )
+
+    def replica_state(self, index: int) -> dict[str, torch.Tensor]:
+        names = self._parameter_names + self._buffer_names
+        return {name: getattr(self, self._attribute(name))[index] for name in names}
+
+
+def make_ensemble(
+    template: WindowPolicy, seeds: int | Sequence[int], device: torch.device | str | None = None
+) -> Ensemble:
+    """E replicas of ``template``'s architecture (weights from each seed), on ``device``.
+
+    Exactly ``NeuralTrader``/``DropoutTrader`` take the batched-matmul path
+    (:class:`TraderEnsemble`); every other policy the generic ``vmap`` path
+    (:class:`FunctionalEnsemble`).
+    """
+    path = TraderEnsemble if type(template) in TraderEnsemble.POLICY_CLASSES else FunctionalEnsemble
+    ensemble = path(template, seeds)
+    return ensemble.to(device) if device is not None else ensemble
+
+
+__all__ = ["Ensemble", "FunctionalEnsemble", "TraderEnsemble", "make_ensemble"]

@@ -126,8 +126,28 @@ class LSTMTrader(WindowPolicy):
         return super().init_arguments() | {"hidden": self.hidden}
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        states, _ = self.lstm(windows.unsqueeze(-1))  # (B, L, H)
-        return self.head(self.linear(states[:, -1]).squeeze(-1))
+        return self.head(self.linear(self.last_state(windows)).squeeze(-1))
+
+    def last_state(self, windows: torch.Tensor) -> torch.Tensor:
+        """The LSTM's hidden state after the window's last return, ``(B, L)`` → ``(B, H)``.
+
+        The cell is unrolled here with ``nn.LSTM``'s own weights and gate order (input,
+        forget, cell, output) rather than calling ``nn.LSTM``: ``vmap`` has no batching
+        rule for ``aten::lstm``, and this way a replica of an ensemble runs exactly the
+        arithmetic of the policy trained alone.
+        """
+        lstm = self.lstm
+        # every step's input term at once: (B, L, 4H)
+        inputs = windows.unsqueeze(-1) * lstm.weight_ih_l0.squeeze(-1) + (
+            lstm.bias_ih_l0 + lstm.bias_hh_l0
+        )
+        state = cell = windows.new_zeros(windows.shape[0], self.hidden)
+        for step in range(windows.shape[1]):
+            gates = inputs[:, step] + state @ lstm.weight_hh_l0.T
+            write, forget, candidate, read = gates.chunk(4, dim=-1)
+            cell = torch.sigmoid(forget) * cell + torch.sigmoid(write) * torch.tanh(candidate)
+            state = torch.sigmoid(read) * torch.tanh(cell)
+        return state
 
 
 __all__ = [

@@ -2,9 +2,10 @@
 
 Layered like skorch: :func:`fit` → :func:`train_epoch` / :func:`evaluate`. Batches are
 slices of one permuted copy of the training tensors per epoch (no per-sample
-``DataLoader`` indexing), and per-epoch statistics stay in a tensor, so the only host
-sync is one check per epoch. The same loop trains a single policy (statistics of shape
-``()``) or a :class:`~neuraltrader.ensemble.TraderEnsemble` (shape ``(E,)``).
+``DataLoader`` indexing), and per-epoch statistics stay in a tensor on the model's
+device, so the only host synchronisation is one check per epoch. The same loop trains a
+single policy (statistics of shape ``()``) or an
+:class:`~neuraltrader.core.ensemble.Ensemble` of E replicas (shape ``(E,)``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_choice, check_float, check_int, check_tensor
 from .._random import Seed, as_generator
-from .ensemble import TraderEnsemble
+from .ensemble import Ensemble, make_ensemble
 from ..errors import DataError, TrainingError
 from .objectives import Objective, mean_return
 
@@ -87,7 +88,8 @@ def _batches(
         lag = windows.shape[-1]
         flat_windows, flat_targets = windows.reshape(-1, lag), targets.reshape(-1)
         if windows.ndim == 3:  # per-replica data: replica e's rows start at e * n
-            order = order + (torch.arange(len(order), dtype=order.dtype) * n)[:, None]
+            offsets = torch.arange(len(order), dtype=order.dtype, device=order.device) * n
+            order = order + offsets[:, None]
     for start in range(0, n, batch_size):
         stop = start + batch_size
         if order is None:
@@ -153,26 +155,31 @@ def evaluate(
 
 
 class _BestWeights:
-    """Per-replica early stopping: keep each replica's best weights by validation return
-    and stop tracking a replica ``patience`` epochs after its last improvement."""
+    """Keep each replica's best weights by validation return; with a ``patience``, stop
+    tracking a replica that many epochs after its last improvement."""
 
-    def __init__(self, model: nn.Module, shape: tuple[int, ...], patience: int) -> None:
+    def __init__(
+        self, model: nn.Module, shape: tuple[int, ...], patience: int | None,
+        device: torch.device,
+    ) -> None:
         self.patience = patience
-        self.value = torch.full(shape, -torch.inf)
-        self.epoch = torch.zeros(shape, dtype=torch.long)
-        self.active = torch.ones(shape, dtype=torch.bool)
+        self.value = torch.full(shape, -torch.inf, device=device)
+        self.epoch = torch.zeros(shape, dtype=torch.long, device=device)
+        self.active = torch.ones(shape, dtype=torch.bool, device=device)
         self.weights = [parameter.detach().clone() for parameter in model.parameters()]
 
-    def update(self, model: nn.Module, valid_return: torch.Tensor, epoch: int) -> bool:
-        """Record epoch ``epoch``; return True once every replica has stopped."""
+    def update(self, model: nn.Module, valid_return: torch.Tensor, epoch: int) -> torch.Tensor:
+        """Record epoch ``epoch``; return a boolean tensor, true once every replica has
+        stopped (a tensor, so that the caller syncs once per epoch)."""
         improved = (valid_return > self.value) & self.active
         self.value = torch.where(improved, valid_return, self.value)
         self.epoch = torch.where(improved, epoch, self.epoch)
         for parameter, best in zip(model.parameters(), self.weights, strict=True):
             mask = improved.reshape(improved.shape + (1,) * (parameter.ndim - improved.ndim))
             best.copy_(torch.where(mask, parameter.detach(), best))
-        self.active &= epoch - self.epoch < self.patience
-        return not bool(self.active.any())
+        if self.patience is not None:
+            self.active &= epoch - self.epoch < self.patience
+        return ~self.active.any()
 
     @torch.no_grad()
     def restore(self, model: nn.Module) -> None:
@@ -196,14 +203,16 @@ def fit(
     description: str | None = None,
     seeds: int | Sequence[int] | None = None,
     patience: int | None = None,
+    restore_best: bool | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` in place by gradient ascent on ``objective``; return its history.
 
     Parameters
     ----------
     model
-        A policy mapping windows ``(B, L)`` to positions ``(B,)``, or a
-        :class:`~neuraltrader.ensemble.TraderEnsemble` of E replicas trained at once.
+        A policy mapping windows ``(B, L)`` to positions ``(B,)``, or an
+        :class:`~neuraltrader.core.ensemble.Ensemble` of E replicas trained at once.
+        Training runs on the device of the model's parameters; the data are moved there.
     train, valid
         ``(windows, targets)`` pairs (or ``TensorDataset``s) from
         :func:`~neuraltrader.generate_sequences`; for an ensemble, also per-replica
@@ -224,12 +233,15 @@ def fit(
     objective
         ``objective(positions, targets)`` to maximise, reducing the last axis.
     seeds
-        Shorthand for ``fit(TraderEnsemble(model, seeds), ...)``: train replicas of
+        Shorthand for ``fit(make_ensemble(model, seeds), ...)``: train replicas of
         ``model``'s architecture (``model`` itself is left untouched) when only the
         history is wanted; build the ensemble yourself to keep the weights.
     patience
         Early stopping: stop a replica after this many epochs without a higher
-        validation return, and restore its best weights. ``None`` trains all epochs.
+        validation return. ``None`` trains all epochs.
+    restore_best
+        End with each replica's weights of its best validation epoch rather than its
+        last; default: whenever ``patience`` is set.
 
     Returns
     -------
@@ -245,14 +257,17 @@ def fit(
         If a statistic becomes NaN or infinite; the message names the epoch.
     """
     if seeds is not None:
-        model = TraderEnsemble(model, seeds)
-    replicas = model.replicas if isinstance(model, TraderEnsemble) else None
-    train_x, train_y = as_window_pair(train, "train", replicas)
-    valid_x, valid_y = as_window_pair(valid, "valid", replicas)
+        model = make_ensemble(model, seeds, device=_device_of(model))
+    replicas = model.replicas if isinstance(model, Ensemble) else None
+    device = _device_of(model)
+    train_x, train_y = (t.to(device) for t in as_window_pair(train, "train", replicas))
+    valid_x, valid_y = (t.to(device) for t in as_window_pair(valid, "valid", replicas))
     check_int("epochs", epochs, minimum=1)
     check_int("batch_size", batch_size, minimum=1)
     if patience is not None:
         check_int("patience", patience, minimum=1)
+    if restore_best is None:
+        restore_best = patience is not None
     lag = getattr(model, "lag", train_x.shape[-1])
     for name, windows in (("train", train_x), ("valid", valid_x)):
         if windows.shape[-1] != lag:
@@ -262,14 +277,16 @@ def fit(
     optim = make_optimizer(optimizer, model.parameters(), lr)
     shape = (replicas,) if replicas is not None else ()
     shufflers = (
-        [as_generator(seed) for seed in model.seeds] if replicas is not None
-        else [as_generator(generator)]
+        [as_generator(seed, device) for seed in model.seeds] if replicas is not None
+        else [as_generator(generator, device)]
     )
-    best = _BestWeights(model, shape, patience) if patience is not None else None
+    tracked = restore_best or patience is not None
+    best = _BestWeights(model, shape, patience, device) if tracked else None
 
     # int32 permutations written in place: the same orders as int64, ~35% cheaper for E
-    orders = torch.empty(len(shufflers), train_y.shape[-1], dtype=torch.int32)
-    history = torch.empty(epochs, *shape, len(HISTORY_COLUMNS))
+    orders = torch.empty(len(shufflers), train_y.shape[-1], dtype=torch.int32, device=device)
+    history = torch.empty(epochs, *shape, len(HISTORY_COLUMNS), device=device)
+    stopped = torch.zeros((), dtype=torch.bool, device=device)
     last = epochs - 1
     for epoch in tqdm(range(epochs), desc=description, disable=not progress, leave=False):
         order = None
@@ -281,24 +298,33 @@ def fit(
             model, optim, train_x, train_y, batch_size=batch_size, order=order, objective=objective
         )
         history[epoch, ..., 2:] = evaluate(model, valid_x, valid_y, objective)
-        if not bool(torch.isfinite(history[epoch]).all()):
+        if best is not None:
+            stopped = best.update(model, history[epoch, ..., 3], epoch)
+        # the epoch's one host synchronisation: divergence and early stopping together
+        finite, done = torch.stack((torch.isfinite(history[epoch]).all(), stopped)).tolist()
+        if not finite:
             raise TrainingError(
                 f"training diverged at epoch {epoch + 1}: non-finite statistics "
                 f"{history[epoch].tolist()}; lower the learning rate (lr={lr})"
             )
-        if best is not None and best.update(model, history[epoch, ..., 3], epoch):
+        if done:
             last = epoch
             break
-    if best is not None:
+    if best is not None and restore_best:
         best.restore(model)
-    return _history_frame(history[: last + 1], model, best)
+    return _history_frame(history[: last + 1].cpu(), model, best)
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    parameter = next(model.parameters(), None)
+    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def _history_frame(
     history: torch.Tensor, model: nn.Module, best: _BestWeights | None
 ) -> pd.DataFrame:
     epochs = torch.arange(1, len(history) + 1)
-    if not isinstance(model, TraderEnsemble):
+    if not isinstance(model, Ensemble):
         frame = pd.DataFrame(history.numpy(), columns=HISTORY_COLUMNS)
         frame.insert(0, "epoch", epochs.numpy())
         return frame
@@ -306,7 +332,7 @@ def _history_frame(
     frame = pd.DataFrame(history.reshape(-1, len(HISTORY_COLUMNS)).numpy(), columns=HISTORY_COLUMNS)
     frame.insert(0, "seed", model.seeds * len(history))
     frame.insert(0, "epoch", epochs.repeat_interleave(replicas).numpy())
-    if best is not None:  # a replica stops `patience` epochs after its best one
+    if best is not None and best.patience is not None:  # stops `patience` after its best
         stopped = (best.epoch + best.patience + 1).tolist()  # 1-based epoch numbers
         last = dict(zip(model.seeds, stopped, strict=True))
         frame = frame[frame["epoch"] <= frame["seed"].map(last)]

@@ -9,29 +9,27 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, safe_open, save_file
 from torch import nn
 
-from ..core.ensemble import TraderEnsemble
+from ..core.ensemble import Ensemble, make_ensemble
+from ..core.registry import policy_names, spec_of_class
 from ..errors import DataError
-from ..core.policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, WindowPolicy
-
-POLICY_CLASSES: dict[str, type[WindowPolicy]] = {
-    cls.__name__: cls for cls in (NeuralTrader, DropoutTrader, LinearTrader, LSTMTrader)
-}
 
 
 def save_policy(model: nn.Module, path: str | Path) -> None:
-    """Write a policy's (or an ensemble's) weights and architecture to ``.safetensors``."""
-    if isinstance(model, TraderEnsemble):
-        metadata = {
-            "class": model.policy_class.__name__,
-            "arguments": json.dumps(model.arguments),
-            "seeds": json.dumps(model.seeds),
-        }
-    elif type(model).__name__ in POLICY_CLASSES:
-        metadata = {"class": type(model).__name__, "arguments": json.dumps(model.init_arguments())}
-    else:
+    """Write a registered policy's (or an ensemble's) weights and architecture to
+    ``.safetensors``; the class is recorded by name and looked up in the registry."""
+    ensemble = isinstance(model, Ensemble)
+    policy_class = model.policy_class if ensemble else type(model)
+    spec = spec_of_class(policy_class.__name__)
+    if spec is None or spec.policy_class is not policy_class:
         raise DataError(
-            f"cannot save a {type(model).__name__}; known policies: {', '.join(POLICY_CLASSES)}"
+            f"cannot save a {policy_class.__name__}: not a registered policy "
+            f"(known: {', '.join(policy_names())})"
         )
+    arguments = model.arguments if ensemble else model.init_arguments()
+    metadata = {"class": policy_class.__name__, "policy": spec.name,
+                "arguments": json.dumps(arguments)}
+    if ensemble:
+        metadata["seeds"] = json.dumps(model.seeds)
     state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
     save_file(state, str(path), metadata=metadata)
 
@@ -43,11 +41,13 @@ def load_policy(path: str | Path) -> nn.Module:
             metadata = file.metadata() or {}
     except (OSError, SafetensorError) as error:
         raise DataError(f"{str(path)!r} is not a readable safetensors file: {error}") from None
-    if metadata.get("class") not in POLICY_CLASSES:
-        raise DataError(f"{str(path)!r} holds no neuraltrader policy (metadata {metadata!r})")
-    model = POLICY_CLASSES[metadata["class"]](**json.loads(metadata["arguments"]))
+    spec = spec_of_class(str(metadata.get("class")))
+    if spec is None:
+        raise DataError(f"{str(path)!r} holds no registered neuraltrader policy "
+                        f"(metadata {metadata!r}; known: {', '.join(policy_names())})")
+    model = spec.policy_class(**json.loads(metadata["arguments"]))
     if "seeds" in metadata:
-        model = TraderEnsemble(model, json.loads(metadata["seeds"]))
+        model = make_ensemble(model, json.loads(metadata["seeds"]))
     model.load_state_dict(load_file(str(path)))
     return model.eval()
 

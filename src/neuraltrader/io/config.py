@@ -1,23 +1,28 @@
 """Configuration as nested dataclasses: defaults → TOML file → ``--set`` overrides.
 
 A config class is a dataclass whose fields are scalars (``int``, ``float``, ``bool``,
-``str``), ``list[str]``, or other config dataclasses (TOML sections). Unknown keys and
-values of the wrong type are rejected with a :class:`~neuraltrader.errors.ConfigError`
-naming the key; range checks live in each class's ``validate()``.
+``str``, a ``Literal`` of strings), ``list[str]``, or other config dataclasses (TOML
+sections). Unknown keys and values of the wrong type are rejected with a
+:class:`~neuraltrader.errors.ConfigError` naming the key. One recursive validator,
+:func:`validate`, checks every field against its ``Literal`` choices and the bounds or
+choices given with :func:`setting`, then calls a section's ``check()`` for the rules
+that tie two keys together (``data.length > data.lag``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import tomli_w
 
+from .._checks import check_choice, check_float, check_int
 from ..errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -88,10 +93,62 @@ def apply_overrides(values: dict[str, Any], overrides: Iterable[str]) -> dict[st
 
 
 def _validated(config: ConfigT) -> ConfigT:
-    validate = getattr(config, "validate", None)
-    if validate is not None:
-        validate()
+    validate(config)
     return config
+
+
+def setting(
+    default: Any = dataclasses.MISSING,
+    *,
+    factory: Callable[[], Any] | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None,
+) -> Any:
+    """A config field with its bounds (``ge``/``gt``/``le``/``lt``) or its ``choices``
+    (a tuple, or a function returning one for choices known only at run time, such as
+    the policy registry); :func:`validate` enforces them."""
+    metadata = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices}
+    metadata = {key: value for key, value in metadata.items() if value is not None}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def validate(config: Any, prefix: str = "") -> None:
+    """Check every field of the config dataclass ``config`` and its sections, then each
+    section's ``check()``; the first violation is a ``ConfigError`` naming the key."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):
+        key, value = prefix + field.name, getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            validate(value, prefix=f"{key}.")
+        elif value is not None:
+            _check_value(key, value, hints[field.name], field.metadata)
+    check = getattr(config, "check", None)
+    if check is not None:
+        check()
+
+
+def _check_value(key: str, value: Any, kind: Any, rules: Mapping[str, Any]) -> None:
+    for item in value if isinstance(value, list) else [value]:
+        _coerce(key, item, str if isinstance(value, list) else kind)
+        choices = rules.get("choices")
+        if choices is not None:
+            check_choice(key + (" entry" if isinstance(value, list) else ""), item,
+                         choices() if callable(choices) else choices)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    options = typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
+    if int in options and float not in options and set(rules) <= {"ge"}:
+        check_int(key, value, minimum=int(rules.get("ge", -sys.maxsize)))
+        return
+    bounds = {"lower": rules.get("ge", rules.get("gt", -math.inf)),
+              "upper": rules.get("le", rules.get("lt", math.inf)),
+              "lower_open": "gt" in rules, "upper_open": "lt" in rules}
+    check_float(key, value, **bounds)
 
 
 def build(config_class: type[ConfigT], values: Mapping[str, Any], prefix: str = "") -> ConfigT:
@@ -118,10 +175,14 @@ def build(config_class: type[ConfigT], values: Mapping[str, Any], prefix: str = 
 def _coerce(key: str, value: Any, kind: Any) -> Any:
     """Check ``value`` against the annotation ``kind``, converting int → float and a
     comma-separated string → ``list[str]``."""
+    if typing.get_origin(kind) is Literal:
+        return check_choice(key, value, typing.get_args(kind))
     options = typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
     for option in options:
         if option is type(None):
             continue
+        if typing.get_origin(option) is Literal and value in typing.get_args(option):
+            return value
         if option is bool and isinstance(value, bool):
             return value
         if option is int and isinstance(value, int) and not isinstance(value, bool):
@@ -139,6 +200,8 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
 
 
 def _type_name(kind: Any) -> str:
+    if typing.get_origin(kind) is Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(kind)))
     if typing.get_origin(kind) is list:
         return "a non-empty list of strings"
     return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}[kind]
@@ -159,7 +222,14 @@ def to_toml(config: Any) -> str:
     return tomli_w.dumps(to_dict(config))
 
 
+class Config:
+    """Base of a command's whole config: ``validate()`` runs the recursive validator."""
+
+    def validate(self) -> None:
+        validate(self)
+
+
 __all__ = [
-    "apply_overrides", "build", "load_config", "parse_override", "read_toml", "to_dict",
-    "to_toml", "with_overrides",
+    "Config", "apply_overrides", "build", "load_config", "parse_override", "read_toml",
+    "setting", "to_dict", "to_toml", "validate", "with_overrides",
 ]

@@ -8,6 +8,7 @@ leaves it under a name that says it is incomplete.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import json
 import math
@@ -25,6 +26,9 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
+    from torch import nn
+
+RUN_KINDS = ("study", "sweep", "backtest", "demo")
 
 
 def default_run_dir(root: str | Path = "runs") -> Path:
@@ -87,28 +91,58 @@ def _strict(value: Any) -> Any:
     return value
 
 
-def write_run_files(
-    directory: Path,
-    config: Any,
-    payload: dict[str, Any],
-    history: pd.DataFrame,
-    figures: dict[str, Figure],
-) -> None:
-    """The files every run directory has: ``config.toml`` (the resolved config),
-    ``metrics.json`` (``version``, ``config``, then ``payload``), ``history.csv`` and
-    one PNG per figure, named by its key."""
-    from .. import __version__
+@dataclasses.dataclass
+class RunRecord:
+    """Everything a run writes, the one record every pipeline returns.
 
-    directory.joinpath("config.toml").write_text(to_toml(config))
+    Attributes
+    ----------
+    kind
+        ``study``, ``sweep``, ``backtest`` or ``demo``; written into ``metrics.json``,
+        where the report reads it.
+    config, payload
+        The resolved config and the ``metrics.json`` figures beside ``version``,
+        ``kind`` and ``config``.
+    history, figures, tables, weights
+        ``history.csv``; one PNG per figure; one CSV per table (``name.csv``); one
+        ``weights/name.safetensors`` per policy or ensemble.
+    """
+
+    kind: str
+    config: Any
+    payload: dict[str, Any]
+    history: pd.DataFrame
+    figures: dict[str, Figure] = dataclasses.field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
+    weights: dict[str, nn.Module] = dataclasses.field(default_factory=dict)
+
+
+def write_record(record: RunRecord, directory: Path) -> None:
+    """Write ``record`` into ``directory`` (a staging directory, see
+    :func:`staged_run_dir`): ``config.toml``, ``metrics.json``, ``history.csv``, the
+    tables, the PNGs and the weights."""
+    from .. import __version__
+    from .checkpoint import save_policy
+
+    directory.joinpath("config.toml").write_text(to_toml(record.config))
     write_json(
         directory / "metrics.json",
-        {"version": __version__, "config": to_dict(config)} | payload,
+        {"version": __version__, "kind": record.kind, "config": to_dict(record.config)}
+        | record.payload,
     )
-    history.to_csv(directory / "history.csv", index=False)
-    for name, figure in figures.items():
+    record.history.to_csv(directory / "history.csv", index=False)
+    for name, table in record.tables.items():
+        table.to_csv(directory / f"{name}.csv", index=table.index.name is not None,
+                     index_label=table.index.name)
+    for name, figure in record.figures.items():
         figure.savefig(directory / f"{name}.png")
+    if record.weights:
+        (directory / "weights").mkdir()
+        for name, model in record.weights.items():
+            save_policy(model, directory / "weights" / f"{name}.safetensors")
 
 
 __all__ = [
-    "check_run_dir", "default_run_dir", "staged_run_dir", "write_json", "write_run_files",
+    "RUN_KINDS", "RunRecord", "check_run_dir", "default_run_dir", "staged_run_dir",
+    "write_json", "write_record",
 ]

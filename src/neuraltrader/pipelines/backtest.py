@@ -15,7 +15,7 @@ test compares it (and each seed's policy) with buy-and-hold at equal volatility.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,114 +24,102 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .._checks import POSITION_KINDS, check_choice, check_float, check_int
-from .._random import seeded
-from ..data.market import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
-from ..errors import DataError
-from ..evaluation.metrics import performance
-from ..core.objectives import OBJECTIVES, make_objective
-from ..core.policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, WindowPolicy
-from ..io.rundir import staged_run_dir, write_run_files
-from ..evaluation.stats import spa_test
-from ..core.train import OPTIMIZERS, fit
+from ..core.device import resolve_device
+from ..core.ensemble import make_ensemble
+from ..core.objectives import make_objective
+from ..core.policies import WindowPolicy
+from ..core.registry import policy_names, policy_spec
+from ..core.train import fit
 from ..core.windows import scaled_windows
+from ..data.market import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
+from ..errors import ConfigError, DataError
+from ..evaluation.metrics import performance
+from ..evaluation.stats import spa_test
+from ..evaluation.verdicts import risk_matched_differentials
+from ..io.config import Config, setting
+from ..io.rundir import RunRecord, staged_run_dir, write_record
+from ..io.sections import ModelSection, TrainSection, WindowDataSection
 
-POLICIES = ("mlp", "lstm", "linear")
 WINDOWS = ("expanding", "rolling")
 
 
 @dataclass
-class MarketDataConfig:
+class MarketDataConfig(WindowDataSection):
     """Where the prices come from and how they become inputs: ``[data]``."""
 
     name: str = "sp500"  # a bundled data set (sp500, nasdaq, wti, crude, frenchdata)
     csv: str | None = None  # a CSV file instead of a bundled set
-    kind: str = "prices"  # the CSV holds prices or returns
-    fill: str | None = None  # interior gaps: an error, or "ffill" (a zero return)
-    lag: int = 20  # window length L, in periods
-    vol_span: int = 60  # span of the EWMA volatility that scales the inputs
+    kind: str = setting("prices", choices=KINDS)  # the CSV holds prices or returns
+    fill: str | None = setting(None, choices=tuple(f for f in FILLS if f is not None))
+    lag: int = setting(20, ge=1)  # window length L, in periods
+    vol_span: int = setting(60, ge=2)  # span of the EWMA volatility that scales the inputs
 
-    def validate(self) -> None:
-        if self.csv is None:
-            check_choice("data.name", self.name, tuple(BUNDLED))
-        check_choice("data.kind", self.kind, KINDS)
-        check_choice("data.fill", self.fill, FILLS)
-        check_int("data.lag", self.lag, minimum=1)
-        check_int("data.vol_span", self.vol_span, minimum=2)
+    def check(self) -> None:
+        if self.csv is None and self.name not in BUNDLED:
+            raise ConfigError(
+                f"data.name must be one of {', '.join(map(repr, BUNDLED))}; got {self.name!r}"
+            )
 
 
 @dataclass
-class PolicyConfig:
-    """The policy: ``[model]``."""
+class PolicyConfig(ModelSection):
+    """The policy: ``[model]``. ``kind`` is a registered policy; ``mlp`` with
+    ``dropout > 0`` is the ``dropout`` policy."""
 
-    kind: str = "mlp"  # mlp, lstm or linear
-    hidden: int = 8  # hidden units (mlp, lstm)
-    dropout: float = 0.0  # dropout on the mlp's hidden layer, in [0, 1)
-    position: str = "long_short"  # long ([0, 1]) or long_short ([-1, 1])
+    kind: str = setting("mlp", choices=policy_names)  # mlp, lstm, linear, ...
+    hidden: int = setting(8, ge=1)
+    dropout: float = setting(0.0, ge=0, lt=1)
+    position: str = setting("long_short", choices=("long", "long_short"))
 
-    def validate(self) -> None:
-        check_choice("model.kind", self.kind, POLICIES)
-        check_int("model.hidden", self.hidden, minimum=1)
-        check_float("model.dropout", self.dropout, lower=0, upper=1, upper_open=True)
-        check_choice("model.position", self.position, POSITION_KINDS)
+    def policy(self) -> str:
+        """The registered name of the policy to train."""
+        return "dropout" if self.kind == "mlp" and self.dropout > 0 else self.kind
 
 
 @dataclass
-class FitConfig:
-    """Training in each block: ``[train]``. Each step uses the whole training block."""
+class FitConfig(TrainSection):
+    """Training in each block: ``[train]``. By default each step uses the whole
+    training block (``batch_size`` unset, no shuffling), the best epoch on the
+    validation block is kept, and ``seeds`` policies train as one ensemble."""
 
-    objective: str = "sharpe"  # mean, sharpe or utility
-    risk_aversion: float = 1.0  # lambda of the utility objective
-    turnover_penalty: float = 0.0  # objective minus this × mean |Δ position|
-    epochs: int = 100  # epochs per block; the best on the validation block is kept
-    lr: float = 0.01
-    optimizer: str = "adam"
-    seeds: int = 4  # policies per block; the strategy trades their average position
+    epochs: int | None = setting(100, ge=1)  # epochs per block
+    batch_size: int | None = setting(None, ge=1)
+    seeds: int = setting(4, ge=1)  # the strategy trades their average position
+    optimizer: str = setting("adam", choices=("rmsprop", "adam", "sgd"))
+    shuffle: bool = False
+    objective: str = setting("sharpe", choices=("mean", "sharpe", "utility"))
 
-    def validate(self) -> None:
-        check_choice("train.objective", self.objective, OBJECTIVES)
-        check_float("train.risk_aversion", self.risk_aversion, lower=0)
-        check_float("train.turnover_penalty", self.turnover_penalty, lower=0)
-        check_int("train.epochs", self.epochs, minimum=1)
-        check_float("train.lr", self.lr, lower=0, lower_open=True)
-        check_choice("train.optimizer", self.optimizer, tuple(OPTIMIZERS))
-        check_int("train.seeds", self.seeds, minimum=1)
+    def check(self) -> None:
+        super().check()
+        if self.epochs is None:
+            raise ConfigError("train.epochs must be set for a backtest")
+        if self.turnover_penalty > 0 and (self.batch_size is not None or self.shuffle):
+            raise ConfigError(
+                "train.turnover_penalty needs each step to see whole series in time order: "
+                "leave train.batch_size unset and train.shuffle=false"
+            )
 
 
 @dataclass
 class WalkForwardConfig:
     """The walk-forward scheme: ``[backtest]``. Block lengths are calendar years."""
 
-    window: str = "expanding"  # expanding (all earlier years) or rolling
-    train_years: int = 5  # the first training block (expanding) or every one (rolling)
-    valid_years: int = 1  # the block that picks the epoch, just before the test block
-    test_years: int = 1  # traded with frozen weights, then the walk rolls forward
-    cost_bps: float = 2.0  # cost per unit of |Δ position|, in basis points
-
-    def validate(self) -> None:
-        check_choice("backtest.window", self.window, WINDOWS)
-        check_int("backtest.train_years", self.train_years, minimum=1)
-        check_int("backtest.valid_years", self.valid_years, minimum=1)
-        check_int("backtest.test_years", self.test_years, minimum=1)
-        check_float("backtest.cost_bps", self.cost_bps, lower=0)
+    window: str = setting("expanding", choices=WINDOWS)  # expanding or rolling
+    train_years: int = setting(5, ge=1)  # the first training block (expanding) or each
+    valid_years: int = setting(1, ge=1)  # the block that picks the epoch
+    test_years: int = setting(1, ge=1)  # traded with frozen weights, then the walk rolls on
+    cost_bps: float = setting(2.0, ge=0)  # cost per unit of |Δ position|, in basis points
 
 
 @dataclass
-class BacktestConfig:
+class BacktestConfig(Config):
     """A whole backtest; ``seed`` fixes the initial weights (replica s: ``seed + s``)."""
 
-    seed: int = 0
-    data: MarketDataConfig = field(default_factory=MarketDataConfig)
-    model: PolicyConfig = field(default_factory=PolicyConfig)
-    train: FitConfig = field(default_factory=FitConfig)
-    backtest: WalkForwardConfig = field(default_factory=WalkForwardConfig)
-
-    def validate(self) -> None:
-        check_int("seed", self.seed, minimum=0)
-        self.data.validate()
-        self.model.validate()
-        self.train.validate()
-        self.backtest.validate()
+    seed: int = setting(0, ge=0)
+    data: MarketDataConfig = setting(factory=MarketDataConfig)
+    model: PolicyConfig = setting(factory=PolicyConfig)
+    train: FitConfig = setting(factory=FitConfig)
+    backtest: WalkForwardConfig = setting(factory=WalkForwardConfig)
 
 
 @dataclass
@@ -159,6 +147,17 @@ class BacktestResult:
     history: pd.DataFrame
     blocks: pd.DataFrame
 
+    def record(self) -> RunRecord:
+        """``metrics.json`` (kind ``backtest``), ``history.csv``, ``backtest.csv``
+        (daily), ``blocks.csv`` and the PNGs: equity, drawdown, rolling Sharpe."""
+        from ..report.plots import plot_backtest
+
+        figures = plot_backtest(self.daily, self.data.periods_per_year,
+                                title=f"{self.data.name} walk-forward")
+        return RunRecord("backtest", self.config, self.metrics, self.history, figures,
+                         tables={"backtest": self.daily.rename_axis("date"),
+                                 "blocks": self.blocks})
+
 
 def load_market_data(config: MarketDataConfig) -> MarketData:
     """The configured data set: a CSV file if ``csv`` is set, else a bundled one."""
@@ -169,14 +168,7 @@ def load_market_data(config: MarketDataConfig) -> MarketData:
 
 def build_policy(config: PolicyConfig, lag: int) -> WindowPolicy:
     """A fresh policy, initialised from torch's global generator."""
-    position = config.position
-    if config.kind == "linear":
-        return LinearTrader(lag, position)  # type: ignore[arg-type]
-    if config.kind == "lstm":
-        return LSTMTrader(lag, config.hidden, position)  # type: ignore[arg-type]
-    if config.dropout > 0:
-        return DropoutTrader(lag, config.hidden, config.dropout, position)  # type: ignore[arg-type]
-    return NeuralTrader(lag, config.hidden, position)  # type: ignore[arg-type]
+    return policy_spec(config.policy(), "model.kind").build(lag, config)
 
 
 @dataclass(frozen=True)
@@ -218,7 +210,7 @@ def _rows(
     windows: torch.Tensor, returns: torch.Tensor, mask: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Series-major ``(A * n, L)`` windows and ``(A * n,)`` targets of the masked dates."""
-    selected = torch.from_numpy(np.flatnonzero(mask))
+    selected = torch.from_numpy(np.flatnonzero(mask)).to(windows.device)
     block_windows = windows.index_select(1, selected)
     targets = returns.index_select(1, selected)
     return block_windows.reshape(-1, windows.shape[-1]), targets.reshape(-1)
@@ -227,31 +219,29 @@ def _rows(
 def _train_block(
     block: Block, windows: torch.Tensor, returns: torch.Tensor, config: BacktestConfig
 ) -> tuple[torch.Tensor, pd.DataFrame]:
-    """Train one policy per seed on ``block``; return their test positions ``(S, A, n)``
-    and their histories."""
+    """Train ``train.seeds`` policies on ``block`` as one ensemble (replica s starts from
+    seed ``config.seed + s``); return their test positions ``(S, A, n)`` and history."""
     train, valid = _rows(windows, returns, block.train), _rows(windows, returns, block.valid)
-    test_windows = windows[:, torch.from_numpy(np.flatnonzero(block.test))]
+    test_windows = windows[:, torch.from_numpy(np.flatnonzero(block.test)).to(windows.device)]
     objective = make_objective(
         config.train.objective, risk_aversion=config.train.risk_aversion,
         turnover_penalty=config.train.turnover_penalty, series=len(returns),
     )
-    positions, histories = [], []
-    for offset in range(config.train.seeds):
-        seed = config.seed + offset
-        with seeded(seed):
-            policy = build_policy(config.model, config.data.lag)
-            history = fit(
-                policy, train, valid, epochs=config.train.epochs, lr=config.train.lr,
-                optimizer=config.train.optimizer, batch_size=len(train[1]), shuffle=False,
-                progress=False, objective=objective,
-                # patience = epochs: never stops early, restores the best validation epoch
-                patience=config.train.epochs,
-            )
-        with torch.no_grad():
-            positions.append(policy.eval()(test_windows.reshape(-1, config.data.lag)))
-        histories.append(history.assign(seed=seed))
-    held = torch.stack(positions).unflatten(-1, (len(returns), -1))
-    return held, pd.concat(histories, ignore_index=True)
+    with torch.random.fork_rng(devices=[]):  # the template's own weights are not used
+        template = build_policy(config.model, config.data.lag)
+    ensemble = make_ensemble(
+        template, [config.seed + s for s in range(config.train.seeds)],
+        device=windows.device,
+    )
+    history = fit(
+        ensemble, train, valid, epochs=config.train.epochs, lr=config.train.lr,
+        optimizer=config.train.optimizer,
+        batch_size=config.train.batch_size or len(train[1]), shuffle=config.train.shuffle,
+        progress=False, objective=objective, restore_best=True,
+    )
+    with torch.no_grad():
+        held = ensemble.eval()(test_windows.reshape(-1, config.data.lag))  # (S, A * n)
+    return held.unflatten(-1, (len(returns), -1)), history
 
 
 def strategy_returns(
@@ -266,21 +256,6 @@ def strategy_returns(
     changes = np.abs(np.diff(positions, axis=-1, prepend=0.0))
     costs = cost_bps / 1e4 * changes
     return (positions * returns - costs).mean(-2), costs.mean(-2)
-
-
-def risk_matched_differentials(candidates: np.ndarray, benchmark: np.ndarray) -> np.ndarray:
-    """Daily differentials ``(T, K)`` of K candidate strategies ``(K, T)`` against a
-    benchmark ``(T,)``, each series first scaled to unit volatility.
-
-    A Sharpe-trained policy's position size is arbitrary (the Sharpe ratio ignores it),
-    so raw mean returns would judge its leverage, not its skill. At equal volatility a
-    higher mean return is a higher Sharpe ratio. A series that never moves is left at 0.
-    """
-    def unit_volatility(series: np.ndarray) -> np.ndarray:
-        spread = series.std(-1, ddof=1, keepdims=True)
-        return np.where(spread > 0, series / np.where(spread > 0, spread, 1.0), 0.0)
-
-    return (unit_volatility(candidates) - unit_volatility(benchmark)).T
 
 
 def evaluate_positions(
@@ -341,6 +316,7 @@ def run_backtest(
     data = data if data is not None else load_market_data(config.data)
     panel = data.panel()
     windows, valid = scaled_windows(panel, config.data.lag, config.data.vol_span)
+    device = resolve_device(config.train.device)
     usable = valid.all(0).numpy()
     if not usable.any():
         raise DataError(
@@ -351,7 +327,7 @@ def run_backtest(
     if not usable[start:].all():  # loaders leave only leading gaps; guard all the same
         raise DataError(f"{data.name}: missing returns after {data.returns.index[start].date()}")
     dates = data.returns.index[start:]
-    windows, panel = windows[:, start:], panel[:, start:]
+    windows, panel = windows[:, start:].to(device), panel[:, start:].to(device)
     blocks = walk_forward_blocks(dates, config.backtest)
 
     started = time.perf_counter()
@@ -375,7 +351,7 @@ def run_backtest(
     seconds = time.perf_counter() - started
 
     tested = np.flatnonzero(np.any([block.test for block in blocks], axis=0))
-    seed_positions = torch.cat(held, dim=-1).double().numpy()  # (S, A, T_test)
+    seed_positions = torch.cat(held, dim=-1).double().cpu().numpy()  # (S, A, T_test)
     metrics, daily = evaluate_positions(
         data, data.returns.iloc[start:].iloc[tested], seed_positions, config
     )
@@ -413,13 +389,7 @@ def backtest_table(metrics: dict[str, Any]) -> str:
 def write_backtest(result: BacktestResult, directory: Path) -> None:
     """``config.toml``, ``metrics.json``, ``history.csv``, ``backtest.csv`` (daily),
     ``blocks.csv`` and the PNGs: equity, drawdown, rolling Sharpe."""
-    from ..report import plot_backtest
-
-    figures = plot_backtest(result.daily, result.data.periods_per_year,
-                            title=f"{result.data.name} walk-forward")
-    write_run_files(directory, result.config, result.metrics, result.history, figures)
-    result.daily.to_csv(directory / "backtest.csv", index_label="date")
-    result.blocks.to_csv(directory / "blocks.csv", index=False)
+    write_record(result.record(), directory)
 
 
 def backtest(

@@ -1,45 +1,36 @@
-"""Sweeps: a grid of study configs, each cell one vectorised ensemble, judged together.
+"""Sweeps: a grid of configs of any pipeline, every cell run, all judged together.
 
-Every (cell, data set, model) is a strategy: its return in each validation period is
-that of the seeds' average position. Picking the best of many strategies on the same
-data flatters it, so the verdicts account for how many were tried: the deflated Sharpe
-ratio of the best, the probability of backtest overfitting across all (CSCV), and the
-studentized SPA test of all against buy-and-hold.
+``neuraltrader sweep`` (pipeline ``study``) runs one simulated cell per (grid point,
+data set, policy), each one vectorised ensemble; ``neuraltrader sweep backtest`` runs
+one walk-forward backtest per grid point. Every cell is a strategy with a per-period
+return series on the same periods (validation windows; out-of-sample days). Picking
+the best of many strategies on the same data flatters it, so the verdicts
+(:func:`~neuraltrader.evaluation.verdicts.judge`) account for how many were tried:
+the deflated Sharpe ratio of the best, the probability of backtest overfitting across
+all (CSCV), and the studentized SPA test of all against buy-and-hold.
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..io.config import parse_override, with_overrides
+from ..core.registry import policy_names
 from ..errors import ConfigError
-from .study import (
-    DataConfig,
-    ModelConfig,
-    StudyConfig,
-    format_table,
-    labels_first,
-    reference_returns,
-    seed_figures,
-    simulate_dataset,
-    summarize_seeds,
-    train_replicas,
-    valid_positions,
-)
-from ..io.rundir import staged_run_dir, write_run_files
-from ..evaluation.stats import (
-    deflated_sharpe_ratio,
-    probability_of_backtest_overfitting,
-    sharpe_ratio,
-    spa_test,
-)
+from ..evaluation.verdicts import judge
+from ..io.config import parse_override, setting, to_dict, with_overrides
+from ..io.rundir import RunRecord, staged_run_dir, write_record
+from ..io.tables import format_table, labels_first
+from .backtest import BacktestConfig, load_market_data, run_backtest
+from .cell import DATASETS, run_cell, simulate_dataset
+from .study import DataConfig, ModelConfig, StudyConfig
+
+PIPELINES = ("study", "backtest")
 
 
 @dataclass
@@ -47,7 +38,7 @@ class SweepDataConfig(DataConfig):
     """As the study's ``[data]``, but one data set per cell by default: momentum
     (sweep ``data.rho``; rho = 0 is iid)."""
 
-    datasets: list[str] = field(default_factory=lambda: ["momentum"])
+    datasets: list[str] = setting(factory=lambda: ["momentum"], choices=DATASETS)
 
 
 @dataclass
@@ -55,15 +46,15 @@ class SweepModelConfig(ModelConfig):
     """As the study's ``[model]``, but one model per cell by default: the MLP with
     dropout ``model.dropout`` (0 is the plain NeuralTrader)."""
 
-    models: list[str] = field(default_factory=lambda: ["dropout"])
+    models: list[str] = setting(factory=lambda: ["dropout"], choices=policy_names)
 
 
 @dataclass
 class SweepConfig(StudyConfig):
     """The base config every cell of a sweep starts from."""
 
-    data: SweepDataConfig = field(default_factory=SweepDataConfig)
-    model: SweepModelConfig = field(default_factory=SweepModelConfig)
+    data: SweepDataConfig = setting(factory=SweepDataConfig)
+    model: SweepModelConfig = setting(factory=SweepModelConfig)
 
 
 @dataclass
@@ -71,12 +62,21 @@ class SweepResult:
     """A sweep's figures: ``seeds`` (one row per cell and seed, ``sweep.csv``),
     ``summary`` (one row per cell, ``summary.csv``) and the ``verdicts``."""
 
-    config: SweepConfig
+    config: Any
     grid: dict[str, list[Any]]
     seeds: pd.DataFrame
     summary: pd.DataFrame
     history: pd.DataFrame
     verdicts: dict[str, Any]
+    pipeline: str = "study"
+
+    def record(self) -> RunRecord:
+        """``metrics.json`` (kind ``sweep``: grid, results, verdicts), ``history.csv``,
+        ``sweep.csv`` and ``summary.csv``."""
+        payload = {"pipeline": self.pipeline, "grid": self.grid,
+                   "results": self.summary.to_dict("records"), "verdicts": self.verdicts}
+        return RunRecord("sweep", self.config, payload, self.history,
+                         tables={"sweep": self.seeds, "summary": self.summary})
 
 
 def parse_grid(specs: list[str]) -> dict[str, list[str]]:
@@ -95,7 +95,7 @@ def parse_grid(specs: list[str]) -> dict[str, list[str]]:
     return grid
 
 
-def grid_cells(base: SweepConfig, grid: dict[str, list[str]]) -> list[tuple[dict, SweepConfig]]:
+def grid_cells(base: Any, grid: dict[str, list[str]]) -> list[tuple[dict, Any]]:
     """Every combination of grid values as ``(labels, config)``, all validated first."""
     cells = []
     for values in itertools.product(*grid.values()):
@@ -105,43 +105,63 @@ def grid_cells(base: SweepConfig, grid: dict[str, list[str]]) -> list[tuple[dict
     return cells
 
 
-def run_sweep(
-    base: SweepConfig, grid: dict[str, list[str]], *, progress: bool = True,
-    reps: int = 1000,
-) -> SweepResult:
-    """Train every cell of ``grid`` (each (data set, model) one ensemble of
-    ``train.seeds`` replicas) and judge the cells together."""
-    cells = grid_cells(base, grid)
-    strategies = [(labels, config, dataset, model)
-                  for labels, config in cells
+def _study_strategies(cells, progress):  # type: ignore[no-untyped-def]
+    """Yield ``(labels, summary, seed rows, history, gains, benchmark)`` per (cell, data
+    set, policy) of a simulated sweep."""
+    strategies = [(labels, config, dataset, model) for labels, config in cells
                   for dataset in config.data.datasets for model in config.model.models]
-    seed_rows, summaries, histories, gains, benchmark = [], [], [], [], []
     for labels, config, dataset, model in tqdm(
         strategies, desc="sweep", unit="cell", disable=not progress
     ):
-        data = simulate_dataset(dataset, config)
-        epochs = config.train.epochs_for(dataset)
-        ensemble, history, seconds = train_replicas(
-            model, data, config, epochs=epochs, progress=False
-        )
-        positions = valid_positions(ensemble, data)
-        figures = seed_figures(history, positions, data, ensemble.seeds,
-                               early_stopping=config.train.patience is not None)
-        valid_y = data.valid[1]
-        average_position = positions.mean(0)
-        references = reference_returns(data, config.model.position)
+        cell = run_cell(dataset, simulate_dataset(dataset, config), model, config,
+                        progress=False)
         strategy = labels | {"dataset": dataset, "model": model}
-        gains.append((average_position * valid_y).numpy())
-        benchmark.append(valid_y.numpy())
-        summaries.append(
-            strategy | {"seeds": config.train.seeds, "epochs": epochs}
-            | summarize_seeds(figures, history, references["oracle_valid_return"])
-            | {"sharpe": float(sharpe_ratio(gains[-1]))} | references
-            | {"train_seconds": seconds}
-        )
-        seed_rows.append(figures.assign(**strategy))
+        yield (strategy, cell.summary, cell.figures, cell.history,
+               cell.gains.numpy(), cell.benchmark.numpy())
+
+
+def _backtest_strategies(cells, progress):  # type: ignore[no-untyped-def]
+    """The same for a sweep of backtests: one walk-forward backtest per grid point, its
+    out-of-sample daily returns against buy-and-hold's; each data set is loaded once."""
+    loaded: dict[str, Any] = {}
+    for labels, config in tqdm(cells, desc="sweep backtest", unit="cell", disable=not progress):
+        key = repr(to_dict(config.data))
+        if key not in loaded:
+            loaded[key] = load_market_data(config.data)
+        result = run_backtest(config, loaded[key], progress=False)
+        metrics = result.metrics
+        strategy = labels | {"dataset": metrics["data"]["name"], "model": config.model.kind}
+        summary = ({"seeds": config.train.seeds, "epochs": config.train.epochs}
+                   | metrics["strategy"]
+                   | {"buy_and_hold_sharpe": metrics["buy_and_hold"]["sharpe"],
+                      "spa_pvalue": metrics["spa_pvalue"],
+                      "train_seconds": metrics["train_seconds"]})
+        seeds = pd.DataFrame({"seed": [config.seed + s for s in range(config.train.seeds)],
+                              "sharpe": metrics["seed_sharpes"]})
+        yield (strategy, summary, seeds, result.history,
+               result.daily["strategy_return"].to_numpy(),
+               result.daily["buy_and_hold_return"].to_numpy())
+
+
+def run_sweep(
+    base: Any, grid: dict[str, list[str]], *, progress: bool = True, reps: int = 1000,
+    pipeline: str = "study",
+) -> SweepResult:
+    """Run every cell of ``grid`` through ``pipeline`` (``study``: each (data set,
+    policy) one ensemble of ``train.seeds`` replicas; ``backtest``: one walk-forward
+    backtest) and judge the cells together."""
+    if pipeline not in PIPELINES:
+        raise ConfigError(f"sweep pipeline must be one of {', '.join(PIPELINES)}; got {pipeline!r}")
+    cells = grid_cells(base, grid)
+    run_cells = _study_strategies if pipeline == "study" else _backtest_strategies
+    seed_rows, summaries, histories, gains, benchmark = [], [], [], [], []
+    for strategy, summary, seeds, history, returns, reference in run_cells(cells, progress):
+        summaries.append(strategy | summary)
+        seed_rows.append(seeds.assign(**strategy))
         histories.append(history.assign(**strategy))
-    leading = [*grid, "dataset", "model", "seed", "epoch"]
+        gains.append(returns)
+        benchmark.append(reference)
+    leading = [*grid, "dataset", "model", "block", "seed", "epoch"]
     summary = pd.DataFrame(summaries)
     return SweepResult(
         config=base,
@@ -150,97 +170,46 @@ def run_sweep(
         seeds=labels_first(pd.concat(seed_rows, ignore_index=True), leading),
         summary=summary,
         history=labels_first(pd.concat(histories, ignore_index=True), leading),
-        verdicts=judge(gains, benchmark, summary[leading[:-2]], reps=reps, seed=base.seed),
+        verdicts=judge(gains, benchmark, summary[[*grid, "dataset", "model"]], reps=reps,
+                       seed=base.seed, risk_matched=pipeline == "backtest"),
+        pipeline=pipeline,
     )
-
-
-def judge(
-    gains: list[np.ndarray], benchmark: list[np.ndarray], labels: pd.DataFrame,
-    *, reps: int = 1000, seed: int = 0,
-) -> dict[str, Any]:
-    """Verdicts over all strategies from their per-period validation returns.
-
-    ``gains[i]`` and ``benchmark[i]`` are strategy i's and buy-and-hold's returns on
-    the same validation windows; all strategies must have the same number of them.
-    """
-    lengths = {len(g) for g in gains}
-    if len(lengths) > 1:
-        return {"note": "cells differ in validation size (data.n_valid, length or lag "
-                        "in the grid): no joint verdict is possible"}
-    returns = np.stack(gains, axis=1)  # (T, N)
-    differentials = returns - np.stack(benchmark, axis=1)
-    sharpes = sharpe_ratio(returns)
-    best = int(np.argmax(sharpes))
-    verdicts: dict[str, Any] = {
-        "strategies": returns.shape[1],
-        "periods": returns.shape[0],
-        "best": labels.iloc[best].to_dict(),
-        "deflated_sharpe": deflated_sharpe_ratio(returns[:, best], sharpes)
-        | {"note": "a score that accounts for the number of cells tried, "
-                   "not a calibrated p-value"},
-        "spa": spa_test(differentials, reps=reps, seed=seed)
-        | {"benchmark": "buy_and_hold"},
-    }
-    verdicts["spa"]["best"] = labels.iloc[verdicts["spa"]["best"]].to_dict()
-    if returns.shape[1] >= 2:
-        blocks = min(16, (returns.shape[0] // 2) // 2 * 2)
-        pbo = probability_of_backtest_overfitting(returns, blocks=blocks)
-        verdicts["pbo"] = pbo
-    return verdicts
-
-
-def verdict_lines(verdicts: dict[str, Any]) -> list[str]:
-    """The verdicts in plain words, one line each."""
-    if "note" in verdicts:
-        return [verdicts["note"]]
-    best = ", ".join(f"{key}={value}" for key, value in verdicts["best"].items())
-    dsr = verdicts["deflated_sharpe"]
-    spa = verdicts["spa"]
-    lines = [
-        f"best of {verdicts['strategies']} cells by validation Sharpe: {best}",
-        f"deflated Sharpe ratio {dsr['deflated_sharpe_ratio']:.3f} (Sharpe {dsr['sharpe']:.4f} "
-        f"per period vs {dsr['expected_max_sharpe']:.4f} expected of the best of "
-        f"{dsr['trials']} with no skill; a score, not a p-value)",
-        f"SPA test against buy-and-hold: p = {spa['p_value']:.3f} "
-        f"(bounds {spa['p_value_lower']:.3f} to {spa['p_value_upper']:.3f}, "
-        f"studentized, {spa['reps']} stationary-bootstrap draws)",
-    ]
-    if "pbo" in verdicts:
-        pbo = verdicts["pbo"]
-        lines.append(
-            f"probability of backtest overfitting {pbo['pbo']:.3f} over {pbo['splits']} "
-            f"CSCV splits (median logit {pbo['logit_quantiles']['50%']:.2f}; "
-            f"degradation slope {pbo['degradation_slope']:.2f})"
-        )
-    return lines
 
 
 def summary_table(summary: pd.DataFrame, grid: dict[str, Any]) -> str:
     """The printed summary: one row per cell."""
-    columns = [*grid, "valid_return", "valid_return_std", "sharpe", "p_value",
-               "share_significant", "oracle_capture"]
-    return format_table(summary[columns])
+    figures = (["valid_return", "valid_return_std", "sharpe", "p_value", "share_significant",
+                "oracle_capture"] if "valid_return" in summary
+               else ["sharpe", "annual_return", "annual_volatility", "max_drawdown",
+                     "turnover", "spa_pvalue"])
+    labels = [key for key in ("dataset", "model") if summary[key].nunique() > 1]
+    return format_table(summary[[*grid, *labels, *figures]] if labels
+                        else summary[[*grid, *figures]])
 
 
 def write_sweep(result: SweepResult, directory: Path) -> None:
     """``config.toml``, ``metrics.json`` (results and verdicts), ``history.csv``,
     ``sweep.csv`` (per cell and seed) and ``summary.csv`` (per cell)."""
-    payload = {"grid": result.grid, "results": result.summary.to_dict("records"),
-               "verdicts": result.verdicts}
-    write_run_files(directory, result.config, payload, result.history, {})
-    result.seeds.to_csv(directory / "sweep.csv", index=False)
-    result.summary.to_csv(directory / "summary.csv", index=False)
+    write_record(result.record(), directory)
 
 
 def sweep(
-    base: SweepConfig, grid: dict[str, list[str]], out: str | Path, *, progress: bool = True
+    base: Any, grid: dict[str, list[str]], out: str | Path, *, progress: bool = True,
+    pipeline: str = "study",
 ) -> SweepResult:
     """Run a sweep and write its run directory at ``out`` (complete, or not at all)."""
     grid_cells(base, grid)  # every cell's config is checked before any work
+    if pipeline == "backtest":
+        load_market_data(base.data)  # a bad file fails here, before any directory exists
     with staged_run_dir(out) as staging:
-        result = run_sweep(base, grid, progress=progress)
+        result = run_sweep(base, grid, progress=progress, pipeline=pipeline)
         write_sweep(result, staging)
     return result
 
 
-__all__ = ["SweepConfig", "SweepResult", "parse_grid", "run_sweep", "sweep", "verdict_lines"]
+# the config class of each pipeline's cells, by pipeline name
+SWEEP_CONFIGS: dict[str, type] = {"study": SweepConfig, "backtest": BacktestConfig}
+
+__all__ = [
+    "PIPELINES", "SWEEP_CONFIGS", "SweepConfig", "SweepResult", "parse_grid", "run_sweep", "sweep",
+]

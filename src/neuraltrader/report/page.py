@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from ..errors import DataError
+from ..evaluation.verdicts import verdict_lines
+from ..io.rundir import RUN_KINDS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -51,7 +53,10 @@ ul.verdicts li { margin: 0.2em 0; }
 
 
 def run_kind(metrics: dict[str, Any]) -> str:
-    """``study``, ``sweep``, ``backtest`` or ``demo``, from ``metrics.json``'s keys."""
+    """``study``, ``sweep``, ``backtest`` or ``demo``: ``metrics.json``'s ``kind``, or
+    for a run directory written before the key existed, guessed from its keys."""
+    if metrics.get("kind") in RUN_KINDS:
+        return metrics["kind"]
     if "verdicts" in metrics:
         return "sweep"
     if "strategy" in metrics:
@@ -225,8 +230,6 @@ def render_report(run_dir: str | Path) -> str:
         f"every figure below is in metrics.json.</p>",
     ]
     if kind == "sweep":
-        from ..pipelines.sweep import verdict_lines
-
         items = "".join(f"<li>{html.escape(line)}</li>"
                         for line in verdict_lines(metrics["verdicts"]))
         sections.append(f'<h2>Verdicts</h2><ul class="verdicts">{items}</ul>')

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ...io.rundir import staged_run_dir, write_run_files
+from ...io.rundir import RunRecord, staged_run_dir, write_record
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -29,4 +29,5 @@ class DemoResult:
     def write(self, out: str | Path) -> None:
         """Write the run directory at ``out``, complete or not at all."""
         with staged_run_dir(out) as staging:
-            write_run_files(staging, self.config, self.metrics, self.history, self.figures)
+            write_record(RunRecord("demo", self.config, self.metrics, self.history,
+                                   self.figures), staging)

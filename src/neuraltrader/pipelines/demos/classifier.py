@@ -7,7 +7,7 @@ in batches, and its accuracy is compared with the Bayes classifier (the true hyp
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
@@ -15,10 +15,10 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from ..._checks import check_choice, check_float, check_int
 from ..._random import Seed, as_generator, derive_seed, seeded
 from ...report import plot_panels
 from ...core.train import OPTIMIZERS, make_optimizer
+from ...io.config import Config, setting
 from ._result import DemoResult
 
 RATES = ["accuracy", "false_pos", "false_neg"]
@@ -28,51 +28,35 @@ RATES = ["accuracy", "false_pos", "false_neg"]
 class ClassifierDataConfig:
     """Hyperplane data: ``[data]``."""
 
-    n_train: int = 10_000  # training points
-    n_valid: int = 10_000  # fresh validation points
-    dim: int = 100  # features
+    n_train: int = setting(10_000, ge=1)  # training points
+    n_valid: int = setting(10_000, ge=1)  # fresh validation points
+    dim: int = setting(100, ge=1)  # features
     intercept: float = 0.0  # hyperplane intercept
     slope: float = 1.0  # every feature's coefficient
 
-    def validate(self) -> None:
-        check_int("data.n_train", self.n_train, minimum=1)
-        check_int("data.n_valid", self.n_valid, minimum=1)
-        check_int("data.dim", self.dim, minimum=1)
-        check_float("data.intercept", self.intercept)
-        check_float("data.slope", self.slope)
 
 
 @dataclass
 class ClassifierTrainConfig:
     """Model and training: ``[train]``."""
 
-    hidden: int = 2  # hidden units
-    epochs: int = 10  # passes over the training data
-    lr: float = 0.01  # learning rate
-    batch_size: int = 1000  # points per step
+    hidden: int = setting(2, ge=1)  # hidden units
+    epochs: int = setting(10, ge=1)  # passes over the training data
+    lr: float = setting(0.01, gt=0)  # learning rate
+    batch_size: int = setting(1000, ge=1)  # points per step
     shuffle: bool = False  # the tutorial's loader keeps the order
-    optimizer: str = "rmsprop"  # rmsprop, adam or sgd
+    optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZERS))  # rmsprop, adam or sgd
 
-    def validate(self) -> None:
-        check_int("train.hidden", self.hidden, minimum=1)
-        check_int("train.epochs", self.epochs, minimum=1)
-        check_float("train.lr", self.lr, lower=0, lower_open=True)
-        check_int("train.batch_size", self.batch_size, minimum=1)
-        check_choice("train.optimizer", self.optimizer, tuple(OPTIMIZERS))
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(Config):
     """The classifier demo; ``seed`` fixes data, initial weights and batch order."""
 
-    seed: int = 0
-    data: ClassifierDataConfig = field(default_factory=ClassifierDataConfig)
-    train: ClassifierTrainConfig = field(default_factory=ClassifierTrainConfig)
+    seed: int = setting(0, ge=0)
+    data: ClassifierDataConfig = setting(factory=ClassifierDataConfig)
+    train: ClassifierTrainConfig = setting(factory=ClassifierTrainConfig)
 
-    def validate(self) -> None:
-        check_int("seed", self.seed, minimum=0)
-        self.data.validate()
-        self.train.validate()
 
 
 class HyperplaneClassifier(nn.Module):

@@ -8,17 +8,17 @@ backed out of the fit as sqrt(MSE) and the Gaussian log-likelihood is evaluated 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..._checks import check_choice, check_float, check_int
 from ..._random import Seed, as_generator, derive_seed, seeded
 from ...report import plot_panels
 from ...core.train import OPTIMIZERS, make_optimizer
+from ...io.config import Config, setting
 from ._result import DemoResult
 
 
@@ -26,44 +26,31 @@ from ._result import DemoResult
 class LinearDataConfig:
     """Simulated data: ``[data]``."""
 
-    n: int = 10_000  # points
+    n: int = setting(10_000, ge=3)  # points
     beta0: float = 1.0  # true intercept
     beta1: float = 2.0  # true slope
-    sigma: float = 0.5  # noise standard deviation, > 0
+    sigma: float = setting(0.5, gt=0)  # noise standard deviation, > 0
 
-    def validate(self) -> None:
-        check_int("data.n", self.n, minimum=3)
-        check_float("data.beta0", self.beta0)
-        check_float("data.beta1", self.beta1)
-        check_float("data.sigma", self.sigma, lower=0, lower_open=True)
 
 
 @dataclass
 class LinearTrainConfig:
     """Optimisation: ``[train]``."""
 
-    steps: int = 500  # full-batch gradient steps
-    lr: float = 0.01  # learning rate
-    optimizer: str = "rmsprop"  # rmsprop, adam or sgd
+    steps: int = setting(500, ge=1)  # full-batch gradient steps
+    lr: float = setting(0.01, gt=0)  # learning rate
+    optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZERS))  # rmsprop, adam or sgd
 
-    def validate(self) -> None:
-        check_int("train.steps", self.steps, minimum=1)
-        check_float("train.lr", self.lr, lower=0, lower_open=True)
-        check_choice("train.optimizer", self.optimizer, tuple(OPTIMIZERS))
 
 
 @dataclass
-class LinearConfig:
+class LinearConfig(Config):
     """The linear-regression demo; ``seed`` fixes the data."""
 
-    seed: int = 0
-    data: LinearDataConfig = field(default_factory=LinearDataConfig)
-    train: LinearTrainConfig = field(default_factory=LinearTrainConfig)
+    seed: int = setting(0, ge=0)
+    data: LinearDataConfig = setting(factory=LinearDataConfig)
+    train: LinearTrainConfig = setting(factory=LinearTrainConfig)
 
-    def validate(self) -> None:
-        check_int("seed", self.seed, minimum=0)
-        self.data.validate()
-        self.train.validate()
 
 
 class Linear1D(nn.Module):
