@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from ..._random import Seed, as_generator, derive_seed, seeded
 from ...report import plot_panels
 from ...core.train import OPTIMIZERS, make_optimizer
+from ...core.device import resolve_device
 from ...io.config import Config, setting
 from ._result import DemoResult
 
@@ -46,6 +47,10 @@ class ClassifierTrainConfig:
     batch_size: int = setting(1000, ge=1)  # points per step
     shuffle: bool = False  # the tutorial's loader keeps the order
     optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZERS))  # rmsprop, adam or sgd
+    device: str = "cpu"  # cpu, cuda, cuda:N or auto
+
+    def check(self) -> None:
+        resolve_device(self.device)
 
 
 
@@ -115,15 +120,16 @@ def fit_classifier(
     valid_features, valid_labels = valid.tensors
     optim = make_optimizer(config.optimizer, model.parameters(), config.lr)
     loss_function = nn.CrossEntropyLoss()
-    generator = as_generator(generator)
+    device = features.device
+    generator = as_generator(generator, device)
     starts = range(0, len(features), config.batch_size)
-    history = torch.empty(config.epochs, 2 * len(RATES))
+    history = torch.empty(config.epochs, 2 * len(RATES), device=device)
     for epoch in tqdm(range(config.epochs), desc="classifier", disable=not progress, leave=False):
         model.train()
         if config.shuffle:
             order = torch.randperm(len(features), generator=generator)
             features, labels = features[order], labels[order]
-        batch_rates = torch.empty(len(starts), len(RATES))
+        batch_rates = torch.empty(len(starts), len(RATES), device=device)
         for i, start in enumerate(starts):
             batch_labels = labels[start : start + config.batch_size]
             logits = model(features[start : start + config.batch_size])
@@ -137,7 +143,7 @@ def fit_classifier(
             valid_rates = classification_rates(predict(model(valid_features)), valid_labels)
         history[epoch] = torch.cat((batch_rates.mean(0), valid_rates))
     columns = [f"{split}_{rate}" for split in ("train", "valid") for rate in RATES]
-    frame = pd.DataFrame(history.numpy(), columns=columns)
+    frame = pd.DataFrame(history.cpu().numpy(), columns=columns)
     frame.insert(0, "epoch", range(1, config.epochs + 1))
     return frame
 
@@ -148,10 +154,12 @@ def classifier_study(config: ClassifierConfig, *, progress: bool = True) -> Demo
     data = config.data
     train, _ = simulate_hyperplane(data, data.n_train, seed=derive_seed(config.seed, 1))
     valid, valid_score = simulate_hyperplane(data, data.n_valid, seed=derive_seed(config.seed, 2))
+    device = resolve_device(config.train.device)
     with seeded(config.seed):
-        model = HyperplaneClassifier(data.dim, config.train.hidden)
+        model = HyperplaneClassifier(data.dim, config.train.hidden).to(device)
         history = fit_classifier(
-            model, train, valid, config.train, generator=config.seed, progress=progress
+            model, *(TensorDataset(*(t.to(device) for t in d.tensors)) for d in (train, valid)),
+            config.train, generator=config.seed, progress=progress,
         )
     bayes = classification_rates(valid_score > 0, valid.tensors[1])
     final = history.iloc[-1]

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from ..._random import Seed, as_generator, derive_seed, seeded
 from ...report import plot_panels
 from ...core.train import OPTIMIZERS, make_optimizer
+from ...core.device import resolve_device
 from ...io.config import Config, setting
 from ._result import DemoResult
 
@@ -40,6 +41,10 @@ class LinearTrainConfig:
     steps: int = setting(500, ge=1)  # full-batch gradient steps
     lr: float = setting(0.01, gt=0)  # learning rate
     optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZERS))  # rmsprop, adam or sgd
+    device: str = "cpu"  # cpu, cuda, cuda:N or auto
+
+    def check(self) -> None:
+        resolve_device(self.device)
 
 
 
@@ -107,14 +112,14 @@ def fit_linear(
     step and the loss before it (as the tutorial records them)."""
     optim = make_optimizer(optimizer, model.parameters(), lr)
     loss_function = nn.MSELoss()
-    history = torch.empty(steps, 3)
+    history = torch.empty(steps, 3, device=x.device)
     for step in tqdm(range(steps), desc="linear", disable=not progress, leave=False):
         loss = loss_function(model(x), y)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
         history[step] = torch.stack((model.beta0.detach(), model.beta1.detach(), loss.detach()))
-    frame = pd.DataFrame(history.numpy(), columns=["beta0", "beta1", "loss"])
+    frame = pd.DataFrame(history.cpu().numpy(), columns=["beta0", "beta1", "loss"])
     frame.insert(0, "step", range(1, steps + 1))
     return frame
 
@@ -123,10 +128,11 @@ def linear_study(config: LinearConfig, *, progress: bool = True) -> DemoResult:
     """Simulate, fit by gradient descent, and compare with OLS and the truth."""
     config.validate()
     x, y = simulate_linear(config.data, seed=derive_seed(config.seed, 1))
+    device = resolve_device(config.train.device)
     with seeded(config.seed):
-        model = Linear1D()
+        model = Linear1D().to(device)
         history = fit_linear(
-            model, x, y, steps=config.train.steps, lr=config.train.lr,
+            model, x.to(device), y.to(device), steps=config.train.steps, lr=config.train.lr,
             optimizer=config.train.optimizer, progress=progress,
         )
     fitted = gaussian_fit(x, y, model.beta0.item(), model.beta1.item())
