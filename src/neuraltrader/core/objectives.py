@@ -12,6 +12,7 @@ from collections.abc import Callable
 import torch
 
 from .._checks import check_choice, check_float, check_int
+from . import measures
 
 Objective = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -37,12 +38,12 @@ def mean_return(positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def sharpe_ratio(positions: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per-period Sharpe ratio of the realised returns, ``mean / sd`` over the last axis.
+    """Per-period Sharpe ratio of the realised returns ``positions * targets``, ``mean / sd``
+    over the last axis, as :func:`neuraltrader.core.measures.sharpe_ratio` defines it.
 
-    A small floor on the sd (1e-12) keeps a flat policy's gradient finite.
+    A flat policy (zero risk) scores 0 with a zero, finite gradient.
     """
-    gains = positions * targets
-    return gains.mean(-1) / gains.std(-1).clamp_min(1e-12)
+    return measures.sharpe_ratio(positions * targets)
 
 
 def mean_variance_utility(
@@ -54,7 +55,9 @@ def mean_variance_utility(
 
 
 def turnover(positions: torch.Tensor, series: int = 1) -> torch.Tensor:
-    """Mean absolute change of position between consecutive periods.
+    """Mean absolute change of position between consecutive periods: the training
+    penalty, :func:`neuraltrader.core.measures.turnover` with ``entry=False`` (a batch
+    starts mid-history, so its first position is not a trade from flat).
 
     Parameters
     ----------
@@ -62,9 +65,13 @@ def turnover(positions: torch.Tensor, series: int = 1) -> torch.Tensor:
         ``(..., B)`` with ``B = series * T``: ``series`` equal-length blocks, each one
         series' positions in time order (series-major, as the backtest lays them out).
         Changes are taken within a block, never across two series.
+
+    Returns
+    -------
+    torch.Tensor
+        ``(...)``.
     """
-    by_series = positions.unflatten(-1, (series, -1))
-    return by_series.diff(dim=-1).abs().mean((-1, -2))
+    return measures.turnover(positions, series, entry=False)
 
 
 def make_objective(

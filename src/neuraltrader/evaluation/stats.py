@@ -10,7 +10,9 @@ import torch
 from scipy import stats as scipy_stats
 
 from .._checks import check_int
+from ..core import measures
 from ..errors import DataError
+from .metrics import finite_tensor, float64_tensor
 
 SIGNIFICANCE = 0.05  # level at which a replica counts as significant
 EULER_GAMMA = 0.5772156649015329
@@ -46,32 +48,32 @@ def one_sided_p_value(samples: torch.Tensor | np.ndarray) -> np.ndarray:
     """p-value of a t-test of H0: mean <= 0 against H1: mean > 0 along the last axis.
 
     ``samples (..., M)`` are independent observations (e.g. per-series mean gains);
-    the statistic is ``mean / (sd / sqrt(M))`` with M - 1 degrees of freedom. A sample
-    without spread gives 0 if its mean is positive and 1 otherwise (a flat policy is
-    no evidence of an edge). Returns an array of shape ``(...)``.
+    the statistic is ``mean / (sd / sqrt(M)) = sqrt(M) × Sharpe ratio`` with M - 1
+    degrees of freedom. A sample without spread (zero risk, as
+    :func:`~neuraltrader.core.measures.volatility` defines it) gives 0 if its mean is
+    positive and 1 otherwise (a flat policy is no evidence of an edge). Returns an
+    array of shape ``(...)``.
     """
-    values = np.asarray(samples, dtype=np.float64)
+    values = float64_tensor(samples)
     count = values.shape[-1]
     if count < 2:
         raise DataError(f"a t-test needs at least 2 observations, got {count}")
-    mean = values.mean(-1)
-    spread = values.std(-1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t_stat = mean / (spread / np.sqrt(count))
+    t_stat = measures.sharpe_ratio(values).numpy() * math.sqrt(count)
     p_value = scipy_stats.t.sf(t_stat, df=count - 1)
+    spread, mean = measures.volatility(values).numpy(), values.mean(-1).numpy()
     return np.where(spread > 0, p_value, np.where(mean > 0, 0.0, 1.0))
 
 
 def sharpe_ratio(returns: np.ndarray) -> np.ndarray:
-    """Per-period Sharpe ratio ``mean / sd`` (sd with ddof=1) along axis 0.
+    """Per-period Sharpe ratio ``mean / sd`` (sd with ddof=1) along axis 0, as
+    :func:`neuraltrader.core.measures.sharpe_ratio` defines it, in float64.
 
-    Zero volatility gives 0: a series that never moves (a flat policy) shows no
-    measurable risk-adjusted return, rather than an infinite one.
+    ``returns (T, ...)`` → ``(...)``. Zero risk (a series that never moves, or moves
+    only by rounding) gives 0: no measurable risk-adjusted return, rather than an
+    infinite one. NaN or ±inf raise ``DataError`` naming the first's index (the NaN
+    policy of :mod:`neuraltrader.evaluation.metrics`).
     """
-    values = np.asarray(returns, dtype=np.float64)
-    mean, spread = values.mean(0), values.std(0, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(spread > 0, mean / np.where(spread > 0, spread, 1.0), 0.0)
+    return measures.sharpe_ratio(finite_tensor(returns), dim=0).numpy()
 
 
 def deflated_sharpe_ratio(returns: np.ndarray, trial_sharpes: np.ndarray) -> dict[str, float]:
@@ -83,6 +85,11 @@ def deflated_sharpe_ratio(returns: np.ndarray, trial_sharpes: np.ndarray) -> dic
     ``returns``, and their number. Sharpe ratios are per period, not annualised. It is
     a score that accounts for selection, not a calibrated p-value.
 
+    A series with zero risk (constant up to rounding) has Sharpe ratio 0 and no
+    skewness or kurtosis (reported NaN); with the Sharpe ratio at 0 the moments drop
+    out and the score is ``Phi(-expected_max_sharpe * sqrt(T - 1))``: 0.5 for a single
+    trial, less the more were tried. NaN or ±inf in either argument raise ``DataError``.
+
     Parameters
     ----------
     returns
@@ -90,13 +97,19 @@ def deflated_sharpe_ratio(returns: np.ndarray, trial_sharpes: np.ndarray) -> dic
     trial_sharpes
         ``(N,)`` per-period Sharpe ratios of every strategy tried (the selected one too).
     """
-    values = np.asarray(returns, dtype=np.float64)
-    trials = np.asarray(trial_sharpes, dtype=np.float64)
-    if values.ndim != 1 or len(values) < 3:
-        raise DataError(f"returns must be 1-D with at least 3 periods, got shape {values.shape}")
-    sharpe = float(sharpe_ratio(values))
-    skewness = float(scipy_stats.skew(values))
-    kurtosis = float(scipy_stats.kurtosis(values, fisher=False))  # raw: 3 for a normal
+    series = finite_tensor(returns)
+    trials = finite_tensor(trial_sharpes, "trial_sharpes").numpy()
+    if series.ndim != 1 or len(series) < 3:
+        raise DataError(
+            f"returns must be 1-D with at least 3 periods, got shape {tuple(series.shape)}"
+        )
+    values = series.numpy()
+    sharpe = float(measures.sharpe_ratio(series))
+    if measures.volatility(series) == 0:  # no spread: no shape to measure
+        skewness = kurtosis = math.nan
+    else:
+        skewness = float(scipy_stats.skew(values))
+        kurtosis = float(scipy_stats.kurtosis(values, fisher=False))  # raw: 3 for a normal
     expected_max = 0.0
     if len(trials) > 1:
         quantile = scipy_stats.norm.ppf
@@ -104,7 +117,8 @@ def deflated_sharpe_ratio(returns: np.ndarray, trial_sharpes: np.ndarray) -> dic
             (1 - EULER_GAMMA) * quantile(1 - 1 / len(trials))
             + EULER_GAMMA * quantile(1 - 1 / (len(trials) * math.e))
         )
-    variance = 1 - skewness * sharpe + (kurtosis - 1) / 4 * sharpe**2
+    # at Sharpe 0 the moments drop out (and are NaN at zero risk)
+    variance = 1.0 if sharpe == 0 else 1 - skewness * sharpe + (kurtosis - 1) / 4 * sharpe**2
     score = scipy_stats.norm.cdf(
         (sharpe - expected_max) * math.sqrt(len(values) - 1) / math.sqrt(max(variance, 1e-12))
     )
@@ -238,7 +252,8 @@ def spa_test(
         raise DataError(f"differentials must be (T, K) with T >= 10, got {values.shape}")
     check_int("reps", reps, minimum=10)
     n = len(values)
-    usable = values.std(0) > 0  # a differential that never moves carries no evidence
+    # a differential that never moves (zero risk) carries no evidence
+    usable = measures.volatility(float64_tensor(values), dim=0).numpy() > 0
     if not usable.any():  # every strategy is the benchmark: nothing to test
         return {"statistic": 0.0, "best": 0, "block_size": float(block_size or 1.0),
                 "reps": reps, "p_value": 1.0, "p_value_lower": 1.0, "p_value_upper": 1.0}
