@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.measures import safe_divide, volatility
+from .metrics import float64_tensor
 from .stats import (
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
@@ -27,8 +29,8 @@ def risk_matched_differentials(candidates: np.ndarray, benchmark: np.ndarray) ->
     higher mean return is a higher Sharpe ratio. A series that never moves is left at 0.
     """
     def unit_volatility(series: np.ndarray) -> np.ndarray:
-        spread = series.std(-1, ddof=1, keepdims=True)
-        return np.where(spread > 0, series / np.where(spread > 0, spread, 1.0), 0.0)
+        values = float64_tensor(series)
+        return safe_divide(values, volatility(values).unsqueeze(-1)).numpy()
 
     return (unit_volatility(candidates) - unit_volatility(benchmark)).T
 
