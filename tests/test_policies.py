@@ -2,7 +2,6 @@ import pytest
 import torch
 
 from neuraltrader import ConfigError, DropoutTrader, NeuralTrader, seeded
-from neuraltrader.io.checkpoint import load_policy, save_policy
 
 
 @pytest.mark.parametrize("batch", [1, 7])
@@ -52,23 +51,3 @@ def test_dropout_zero_is_the_plain_trader():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         DropoutTrader(4, **kwargs)
-
-
-def test_weights_round_trip_through_safetensors(tmp_path):
-    windows = torch.randn(16, 3, generator=torch.Generator().manual_seed(4))
-    for model in (NeuralTrader(3, 6, "long_short"), DropoutTrader(3, 2, 0.25)):
-        save_policy(model, tmp_path / "policy.safetensors")
-        loaded = load_policy(tmp_path / "policy.safetensors")
-        assert type(loaded) is type(model) and loaded.position == model.position
-        torch.testing.assert_close(loaded(windows), model.eval()(windows))
-
-
-def test_a_file_that_is_not_a_policy_is_refused(tmp_path):
-    from neuraltrader import DataError
-
-    broken = tmp_path / "broken.safetensors"
-    broken.write_bytes(b"\x80\x04 not a safetensors header")
-    with pytest.raises(DataError, match="is not a readable safetensors file"):
-        load_policy(broken)
-    with pytest.raises(DataError, match="is not a readable safetensors file"):
-        load_policy(tmp_path / "missing.safetensors")
