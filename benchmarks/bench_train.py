@@ -32,8 +32,8 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from neuraltrader import AR1, NeuralTrader, fit, generate_sequences, seeded
 from neuraltrader.core.ensemble import TraderEnsemble
-from neuraltrader.io.rundir import write_json
 from neuraltrader.core.train import evaluate
+from neuraltrader.io.rundir import write_json
 
 ENSEMBLE_SIZES = (64, 256, 1024)
 

@@ -28,9 +28,14 @@ from arch.bootstrap import SPA
 
 from neuraltrader import AR1, IIDNormal, NeuralTrader, fit, generate_sequences
 from neuraltrader.core.ensemble import TraderEnsemble
-from neuraltrader.io.rundir import write_json
 from neuraltrader.data.simulate import ReturnProcess
-from neuraltrader.evaluation.stats import SIGNIFICANCE, one_sided_p_value, per_series_gains, spa_test
+from neuraltrader.evaluation.stats import (
+    SIGNIFICANCE,
+    one_sided_p_value,
+    per_series_gains,
+    spa_test,
+)
+from neuraltrader.io.rundir import write_json
 
 N, M, T, L = 1000, 100, 20, 4
 

@@ -10,6 +10,9 @@ import pytest
 import torch
 from scipy.signal import lfilter
 
+from neuraltrader.core.windows import ex_ante_volatility, scaled_windows
+from neuraltrader.data import MarketData, load
+from neuraltrader.errors import ConfigError, DataError
 from neuraltrader.pipelines.backtest import (
     BacktestConfig,
     WalkForwardConfig,
@@ -18,9 +21,6 @@ from neuraltrader.pipelines.backtest import (
     strategy_returns,
     walk_forward_blocks,
 )
-from neuraltrader.data import MarketData, load
-from neuraltrader.errors import ConfigError, DataError
-from neuraltrader.core.windows import ex_ante_volatility, scaled_windows
 
 TEST_YEARS = 5  # out-of-sample years in the synthetic files below
 

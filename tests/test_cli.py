@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from neuraltrader import __version__
-from neuraltrader.pipelines import study as experiment
-from neuraltrader.io.checkpoint import load_policy
 from neuraltrader.cli import main
+from neuraltrader.io.checkpoint import load_policy
 from neuraltrader.io.config import load_config
+from neuraltrader.pipelines import study as experiment
 from neuraltrader.pipelines.study import StudyConfig
 
 RESULT_KEYS = {

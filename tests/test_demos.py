@@ -6,7 +6,12 @@ import pytest
 import torch
 
 from neuraltrader.cli import main
-from neuraltrader.pipelines.demos import ClassifierConfig, LinearConfig, classifier_study, linear_study
+from neuraltrader.pipelines.demos import (
+    ClassifierConfig,
+    LinearConfig,
+    classifier_study,
+    linear_study,
+)
 from neuraltrader.pipelines.demos.classifier import (
     ClassifierDataConfig,
     classification_rates,

@@ -13,13 +13,13 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from ._random import seeded
-from .data.reference import buy_and_hold_position, flat_position, oracle_position
-from .errors import ConfigError, DataError, NeuralTraderError, TrainingError
 from .core.objectives import mean_return
 from .core.policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader
-from .data.simulate import AR1, IIDNormal, ReturnProcess
 from .core.train import fit
 from .core.windows import generate_sequences
+from .data.reference import buy_and_hold_position, flat_position, oracle_position
+from .data.simulate import AR1, IIDNormal, ReturnProcess
+from .errors import ConfigError, DataError, NeuralTraderError, TrainingError
 
 __all__ = [
     "AR1",

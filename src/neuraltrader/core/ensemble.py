@@ -19,7 +19,10 @@ trained alone with that seed (``with seeded(s): model = ...; fit(model, ...,
 generator=s)``). On the batched-matmul path this holds for dropout masks too (each
 replica draws from a generator left where ``seeded(s)`` was after initialisation, the
 way ``nn.Dropout`` draws). On the generic path ``vmap`` draws one mask for all
-replicas, independent per replica but not those of the solo run.
+replicas, independent per replica but not those of the solo run. These equalities are
+CPU ones: on another device batch orders come from that device's generators and the
+masks from generators seeded per replica, so replicas are reproducible there but do not
+equal a CPU solo run.
 """
 
 from __future__ import annotations

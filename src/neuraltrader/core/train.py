@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from .._checks import check_choice, check_float, check_int, check_tensor
 from .._random import Seed, as_generator
-from .ensemble import Ensemble, make_ensemble
 from ..errors import DataError, TrainingError
+from .ensemble import Ensemble, make_ensemble
 from .objectives import Objective, mean_return
 
 WindowData = tuple[torch.Tensor, torch.Tensor] | TensorDataset

@@ -10,12 +10,12 @@ from .simulate import ReturnProcess
 
 def buy_and_hold_position(windows: torch.Tensor) -> torch.Tensor:
     """Always fully long: ones of shape ``(B,)`` for windows ``(B, L)``."""
-    return torch.ones(len(windows), dtype=windows.dtype)
+    return torch.ones(len(windows), dtype=windows.dtype, device=windows.device)
 
 
 def flat_position(windows: torch.Tensor) -> torch.Tensor:
     """Never invested: zeros of shape ``(B,)``."""
-    return torch.zeros(len(windows), dtype=windows.dtype)
+    return torch.zeros(len(windows), dtype=windows.dtype, device=windows.device)
 
 
 def oracle_position(

@@ -77,7 +77,7 @@ class IIDNormal(ReturnProcess):
         return self.mean + self._shocks(n_series, length, seed, self.scale)
 
     def conditional_mean(self, windows: torch.Tensor) -> torch.Tensor:
-        return torch.full(windows.shape[:1], self.mean, dtype=windows.dtype)
+        return torch.full(windows.shape[:1], self.mean, dtype=windows.dtype, device=windows.device)
 
 
 @dataclass(frozen=True)

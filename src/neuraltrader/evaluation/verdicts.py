@@ -38,6 +38,7 @@ def risk_matched_differentials(candidates: np.ndarray, benchmark: np.ndarray) ->
 def judge(
     gains: list[np.ndarray], benchmark: list[np.ndarray], labels: pd.DataFrame,
     *, reps: int = 1000, seed: int = 0, risk_matched: bool = False,
+    sample: str = "validation",
 ) -> dict[str, Any]:
     """Verdicts over all strategies from their per-period returns.
 
@@ -59,6 +60,7 @@ def judge(
     sharpes = sharpe_ratio(returns)
     best = int(np.argmax(sharpes))
     verdicts: dict[str, Any] = {
+        "sample": sample,
         "strategies": returns.shape[1],
         "periods": returns.shape[0],
         "best": labels.iloc[best].to_dict(),
@@ -84,7 +86,8 @@ def verdict_lines(verdicts: dict[str, Any]) -> list[str]:
     dsr = verdicts["deflated_sharpe"]
     spa = verdicts["spa"]
     lines = [
-        f"best of {verdicts['strategies']} cells by validation Sharpe: {best}",
+        f"best of {verdicts['strategies']} cells by {verdicts.get('sample', 'validation')} "
+        f"Sharpe: {best}",
         f"deflated Sharpe ratio {dsr['deflated_sharpe_ratio']:.3f} (Sharpe {dsr['sharpe']:.4f} "
         f"per period vs {dsr['expected_max_sharpe']:.4f} expected of the best of "
         f"{dsr['trials']} with no skill; a score, not a p-value)",

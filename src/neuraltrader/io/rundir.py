@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import to_dict, to_toml
 from ..errors import ConfigError
+from .config import to_dict, to_toml
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -9,11 +9,13 @@ one). Every window-based ``[data]`` section has ``lag``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from .._checks import PositionKind
 from ..core.device import resolve_device
 from ..core.objectives import OBJECTIVES
 from ..core.train import OPTIMIZERS
 from .config import setting
+
 
 @dataclass
 class WindowDataSection:

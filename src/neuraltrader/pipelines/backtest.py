@@ -5,7 +5,7 @@ the years before it (expanding from the start, or a rolling window), its epoch i
 on the validation block just before the test block, and it then trades the test block
 with frozen weights. The blocks' positions join into one out-of-sample series.
 
-Inputs are volatility-scaled returns (:func:`~neuraltrader.windows.scaled_windows`): the
+Inputs are volatility-scaled returns (:func:`~neuraltrader.core.windows.scaled_windows`): the
 window for day t ends with day t-1's return, so nothing from day t is used to trade it.
 The strategy trades the seeds' average position; its daily return is position × asset
 return − ``cost_bps`` × |Δ position|, averaged over assets with equal weight. The SPA
@@ -25,11 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.device import resolve_device
-from ..core.ensemble import make_ensemble
 from ..core.objectives import make_objective
 from ..core.policies import WindowPolicy
 from ..core.registry import policy_names, policy_spec
-from ..core.train import fit
 from ..core.windows import scaled_windows
 from ..data.market import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
 from ..errors import ConfigError, DataError
@@ -39,6 +37,7 @@ from ..evaluation.verdicts import risk_matched_differentials
 from ..io.config import Config, setting
 from ..io.rundir import RunRecord, staged_run_dir, write_record
 from ..io.sections import ModelSection, TrainSection, WindowDataSection
+from .cell import fit_replicas
 
 WINDOWS = ("expanding", "rolling")
 
@@ -70,6 +69,12 @@ class PolicyConfig(ModelSection):
     hidden: int = setting(8, ge=1)
     dropout: float = setting(0.0, ge=0, lt=1)
     position: str = setting("long_short", choices=("long", "long_short"))
+
+    def check(self) -> None:
+        if self.dropout > 0 and self.kind not in ("mlp", "dropout"):
+            raise ConfigError(
+                f"model.dropout applies to the mlp only; model.kind is {self.kind!r}"
+            )
 
     def policy(self) -> str:
         """The registered name of the policy to train."""
@@ -229,16 +234,10 @@ def _train_block(
     )
     with torch.random.fork_rng(devices=[]):  # the template's own weights are not used
         template = build_policy(config.model, config.data.lag)
-    ensemble = make_ensemble(
-        template, [config.seed + s for s in range(config.train.seeds)],
-        device=windows.device,
-    )
-    history = fit(
-        ensemble, train, valid, epochs=config.train.epochs, lr=config.train.lr,
-        optimizer=config.train.optimizer,
-        batch_size=config.train.batch_size or len(train[1]), shuffle=config.train.shuffle,
-        progress=False, objective=objective, restore_best=True,
-    )
+    # the epoch is chosen on the validation block: end with each replica's best weights
+    ensemble, history, _ = fit_replicas(template, config, train, valid,
+                                        epochs=config.train.epochs, objective=objective,
+                                        restore_best=True)
     with torch.no_grad():
         held = ensemble.eval()(test_windows.reshape(-1, config.data.lag))  # (S, A * n)
     return held.unflatten(-1, (len(returns), -1)), history

@@ -19,7 +19,8 @@ import torch
 from .._random import derive_seed
 from ..core.device import resolve_device
 from ..core.ensemble import Ensemble, make_ensemble
-from ..core.objectives import mean_return
+from ..core.objectives import Objective, mean_return
+from ..core.policies import WindowPolicy
 from ..core.registry import policy_spec
 from ..core.train import fit
 from ..core.windows import generate_sequences
@@ -83,28 +84,40 @@ def reference_returns(data: SimulatedData, position: str) -> dict[str, float]:
     }
 
 
+def fit_replicas(
+    template: WindowPolicy, config: Any,
+    train: tuple[torch.Tensor, torch.Tensor], valid: tuple[torch.Tensor, torch.Tensor], *,
+    epochs: int, objective: Objective = mean_return, restore_best: bool | None = None,
+    progress: bool = False, description: str | None = None,
+) -> tuple[Ensemble, pd.DataFrame, float]:
+    """Train ``train.seeds`` replicas of ``template``'s architecture (replica s: seed
+    ``config.seed + s``) in one vectorised pass on ``train.device``, as ``[train]``
+    says (every command trains this way); return the ensemble, its history and the
+    seconds it took."""
+    settings = config.train
+    ensemble = make_ensemble(
+        template, [config.seed + s for s in range(settings.seeds)],
+        device=resolve_device(settings.device),
+    )
+    started = time.perf_counter()
+    history = fit(
+        ensemble, train, valid, epochs=epochs, lr=settings.lr,
+        batch_size=settings.batch_size or len(train[1]), shuffle=settings.shuffle,
+        optimizer=settings.optimizer, patience=settings.patience, restore_best=restore_best,
+        objective=objective, progress=progress, description=description,
+    )
+    return ensemble, history, time.perf_counter() - started
+
+
 def train_replicas(
     name: str, data: SimulatedData, config: Any, *, epochs: int,
     progress: bool = True, description: str | None = None,
 ) -> tuple[Ensemble, pd.DataFrame, float]:
-    """Train ``train.seeds`` replicas of registered policy ``name`` (replica s: seed
-    ``config.seed + s``) in one vectorised pass on ``train.device``; return the
-    ensemble, its history and the seconds it took."""
+    """:func:`fit_replicas` of registered policy ``name`` on a simulated data set."""
     with torch.random.fork_rng(devices=[]):  # the template's own weights are not used
         template = policy_spec(name, "model.models entry").build(config.data.lag, config.model)
-    ensemble = make_ensemble(
-        template, [config.seed + s for s in range(config.train.seeds)],
-        device=resolve_device(config.train.device),
-    )
-    train = config.train
-    started = time.perf_counter()
-    history = fit(
-        ensemble, data.train, data.valid, epochs=epochs, lr=train.lr,
-        batch_size=train.batch_size or len(data.train[1]), shuffle=train.shuffle,
-        optimizer=train.optimizer, patience=train.patience, progress=progress,
-        description=description,
-    )
-    return ensemble, history, time.perf_counter() - started
+    return fit_replicas(template, config, data.train, data.valid, epochs=epochs,
+                        progress=progress, description=description)
 
 
 def valid_positions(ensemble: Ensemble, data: SimulatedData) -> torch.Tensor:

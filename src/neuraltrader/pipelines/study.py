@@ -60,10 +60,11 @@ class TrainConfig(TrainSection):
 
     def check(self) -> None:
         super().check()
-        if self.objective != "mean":
+        if self.objective != "mean" or self.turnover_penalty > 0:
             raise ConfigError(
-                f"train.objective must be 'mean' in a simulated study (its figures are mean "
-                f"returns against the oracle's); got {self.objective!r}"
+                f"a simulated study trains on the mean return (its figures are mean returns "
+                f"against the oracle's): train.objective must be 'mean' and "
+                f"train.turnover_penalty 0; got {self.objective!r}, {self.turnover_penalty}"
             )
 
     def epochs_for(self, dataset: str) -> int:
@@ -117,7 +118,9 @@ class StudyResult:
                 ["dataset", "model"], sort=False
             )
         } | {
-            f"policy_{dataset}": plot_policy(curves, title=f"learned policy vs oracle: {dataset} data")
+            f"policy_{dataset}": plot_policy(
+                curves, title=f"learned policy vs oracle: {dataset} data"
+            )
             for dataset, curves in self.policy_curves.items()
         }
         return RunRecord(

@@ -171,7 +171,8 @@ def run_sweep(
         summary=summary,
         history=labels_first(pd.concat(histories, ignore_index=True), leading),
         verdicts=judge(gains, benchmark, summary[[*grid, "dataset", "model"]], reps=reps,
-                       seed=base.seed, risk_matched=pipeline == "backtest"),
+                       seed=base.seed, risk_matched=pipeline == "backtest",
+                       sample="out-of-sample" if pipeline == "backtest" else "validation"),
         pipeline=pipeline,
     )
 

@@ -16,10 +16,10 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from ..._random import Seed, as_generator, derive_seed, seeded
-from ...report import plot_panels
-from ...core.train import OPTIMIZERS, make_optimizer
 from ...core.device import resolve_device
+from ...core.train import OPTIMIZERS, make_optimizer
 from ...io.config import Config, setting
+from ...report import plot_panels
 from ._result import DemoResult
 
 RATES = ["accuracy", "false_pos", "false_neg"]
