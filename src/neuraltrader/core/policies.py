@@ -137,16 +137,21 @@ class LSTMTrader(WindowPolicy):
         arithmetic of the policy trained alone.
         """
         lstm = self.lstm
-        # every step's input term at once: (B, L, 4H)
-        inputs = windows.unsqueeze(-1) * lstm.weight_ih_l0.squeeze(-1) + (
+        hidden = self.hidden
+        # every step's input term at once, time-major so that each step's slice is
+        # contiguous: (L, B, 4H)
+        inputs = windows.T.unsqueeze(-1) * lstm.weight_ih_l0.squeeze(-1) + (
             lstm.bias_ih_l0 + lstm.bias_hh_l0
         )
-        state = cell = windows.new_zeros(windows.shape[0], self.hidden)
-        for step in range(windows.shape[1]):
-            gates = inputs[:, step] + state @ lstm.weight_hh_l0.T
-            write, forget, candidate, read = gates.chunk(4, dim=-1)
-            cell = torch.sigmoid(forget) * cell + torch.sigmoid(write) * torch.tanh(candidate)
-            state = torch.sigmoid(read) * torch.tanh(cell)
+        state = cell = windows.new_zeros(windows.shape[0], hidden)
+        # unbind, not inputs[step]: each select's backward fills a zero (L, B, 4H)
+        for step_input in inputs.unbind(0):
+            gates = step_input + state @ lstm.weight_hh_l0.T
+            # one sigmoid over all four gates (the candidate's is unused): fewer kernels
+            write, forget, _, read = torch.sigmoid(gates).chunk(4, dim=-1)
+            candidate = torch.tanh(gates[..., 2 * hidden : 3 * hidden])
+            cell = forget * cell + write * candidate
+            state = read * torch.tanh(cell)
         return state
 
 
