@@ -51,6 +51,16 @@ def test_early_stopping_restores_the_best_weights(momentum_windows):
     assert restored == pytest.approx(float(history["valid_return"].max()), rel=1e-5)
 
 
+def test_restore_best_without_patience_trains_every_epoch(momentum_windows):
+    train, valid = small(momentum_windows["train"]), momentum_windows["valid"]
+    model, history = solo_run(NeuralTrader(4, 5), 3, train, valid, epochs=30, lr=0.05,
+                              restore_best=True)
+    assert len(history) == 30 and history["valid_return"].idxmax() < 29  # seed 3: best at 16
+    with torch.no_grad():
+        restored = float((model.eval()(valid[0]) * valid[1]).mean())
+    assert restored == pytest.approx(float(history["valid_return"].max()), rel=1e-5)
+
+
 def test_seeds_shorthand_and_per_replica_data(momentum_windows):
     train, valid = small(momentum_windows["train"]), momentum_windows["valid"]
     template = NeuralTrader(4, 5)

@@ -64,6 +64,8 @@ def _leaves(value, path=()):
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_report_is_self_contained_and_images_decode(finished_runs, kind):
+    metrics = json.loads((finished_runs[kind] / "metrics.json").read_text())
+    assert metrics["kind"] == kind and run_kind(metrics) == kind  # written, not guessed
     text, page = _parse(finished_runs[kind] / "report.html")
     assert "http://" not in text and "https://" not in text and "script" not in page.tags
     minimum = {"study": 5, "sweep": 1, "backtest": 3, "demo": 1}[kind]

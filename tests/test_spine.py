@@ -15,6 +15,7 @@ from neuraltrader.core.policies import WindowPolicy
 from neuraltrader.core.registry import POLICIES, policy_spec, register_policy
 from neuraltrader.errors import ConfigError
 from neuraltrader.io.checkpoint import load_policy
+from neuraltrader.report import write_report
 
 QUICK = ["--no-progress", "--no-report"]
 SMALL_STUDY = ["--set", "data.n_train=100", "--set", "data.n_valid=20", "--set", "train.epochs=3"]
@@ -101,6 +102,9 @@ def test_sweep_of_backtests_judges_their_out_of_sample_returns(tmp_path, capsys)
     printed = capsys.readouterr().out
     assert "SPA test against buy-and-hold" in printed and "spa_pvalue" in printed
     assert set(pd.read_csv(out / "sweep.csv").columns) >= {"model.kind", "seed", "sharpe"}
+    page = write_report(out).read_text()
+    assert "out-of-sample Sharpe ratio over model.kind and backtest.cost_bps" in page
+    assert "best of 4 cells by out-of-sample Sharpe" in page
 
 
 def test_data_options_need_the_backtest_pipeline(tmp_path, capsys):

@@ -210,9 +210,12 @@ def _run_figures(run_dir: Path, metrics: dict[str, Any]) -> list[tuple[str, byte
     if kind == "sweep" and summary_csv.exists() and metrics.get("grid"):
         keys = list(metrics["grid"])
         summary = pd.read_csv(summary_csv)
+        # simulated sweeps: validation return; sweeps of backtests: out-of-sample Sharpe
+        value, words = (("valid_return", "validation return") if "valid_return" in summary
+                        else ("sharpe", "out-of-sample Sharpe ratio"))
         figures.append((
-            f"validation return over {' and '.join(keys[:2])}",
-            _figure_png(plot_sweep_heatmaps(summary, keys)),
+            f"{words} over {' and '.join(keys[:2])}",
+            _figure_png(plot_sweep_heatmaps(summary, keys, value)),
         ))
     return figures
 

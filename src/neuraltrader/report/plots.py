@@ -214,12 +214,22 @@ def plot_sweep_heatmaps(
     summary: pd.DataFrame, keys: list[str], value: str = "valid_return"
 ) -> Figure:
     """Heatmaps of ``value`` (mean over seeds) over the first two swept ``keys``, one per
-    (dataset, model); other swept keys are averaged. One swept key gives one row."""
+    (dataset, model) where those vary within a grid point (not when a swept key such as
+    ``model.kind`` sets them); other swept keys are averaged. One swept key gives one
+    row."""
     import matplotlib
 
     row_key = keys[0]
     column_key = keys[1] if len(keys) > 1 else None
-    pairs = list(summary.groupby(["dataset", "model"], sort=False))
+    within = summary.groupby(keys, sort=False)
+    panels = [label for label in ("dataset", "model") if within[label].nunique().max() > 1]
+    # a label in the title when it names the panel or is the same everywhere
+    titled = [label for label in ("dataset", "model")
+              if label in panels or summary[label].nunique() == 1]
+    pairs = [
+        (tuple(rows.iloc[0][["dataset", "model"]]), rows)
+        for _, rows in (summary.groupby(panels, sort=False) if panels else [(None, summary)])
+    ]
     with matplotlib.rc_context(STYLE):
         figure = _figure(figsize=(4.2 * len(pairs) + 0.8, 3.6))
         axes = figure.subplots(1, len(pairs), squeeze=False)[0]
@@ -239,8 +249,10 @@ def plot_sweep_heatmaps(
             for (i, j), number in pd.DataFrame(table.to_numpy()).stack().items():
                 axis.text(j, i, f"{number:.4f}", ha="center", va="center", fontsize=8,
                           color="white" if number < table.to_numpy().mean() else "black")
-            axis.set_title(f"{dataset} data, {model} model")
-            figure.colorbar(image, ax=axis, label=f"{value} (per period)")
+            names = {"dataset": f"{dataset} data", "model": f"{model} model"}
+            axis.set_title(", ".join(names[label] for label in titled))
+            figure.colorbar(image, ax=axis, label=value.replace("_", " ")
+                            + (" (per period)" if value.endswith("return") else ""))
     return figure
 
 
