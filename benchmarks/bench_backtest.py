@@ -6,7 +6,7 @@ Both runs use the same config, data and seeds, timed in this process; the loop c
 in one ``fit``. The Sharpe ratios of the two strategies should agree to float rounding.
 
     python benchmarks/bench_backtest.py [--data sp500] [--seeds 16] [--models mlp,lstm]
-                                        [--epochs 100] [--json FILE]
+                                        [--epochs 100] [--device cpu] [--json FILE]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def loop_train_block(block, windows, returns, config):  # type: ignore[no-untype
     """One ``fit`` per seed: the backtest's block training before it used ensembles."""
     train = walk_forward._rows(windows, returns, block.train)
     valid = walk_forward._rows(windows, returns, block.valid)
-    test_windows = windows[:, torch.from_numpy(np.flatnonzero(block.test))]
+    test_windows = windows[:, torch.from_numpy(np.flatnonzero(block.test)).to(windows.device)]
     objective = make_objective(
         config.train.objective, risk_aversion=config.train.risk_aversion,
         turnover_penalty=config.train.turnover_penalty, series=len(returns),
@@ -40,7 +40,7 @@ def loop_train_block(block, windows, returns, config):  # type: ignore[no-untype
     for offset in range(config.train.seeds):
         seed = config.seed + offset
         with seeded(seed):
-            policy = walk_forward.build_policy(config.model, config.data.lag)
+            policy = walk_forward.build_policy(config.model, config.data.lag).to(windows.device)
             history = fit(policy, train, valid, epochs=config.train.epochs, lr=config.train.lr,
                           optimizer=config.train.optimizer, batch_size=len(train[1]),
                           shuffle=False, progress=False, objective=objective,
@@ -68,6 +68,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=16)
     parser.add_argument("--models", default="mlp,lstm")
     parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
     rows = []
@@ -75,6 +76,7 @@ def main() -> None:
         config = BacktestConfig()
         config.data.name, config.model.kind = args.data, model
         config.train.seeds, config.train.epochs = args.seeds, args.epochs
+        config.train.device = args.device
         data = load_market_data(config.data)
         loop_seconds, loop_sharpe = timed(config, data, loop=True)
         ensemble_seconds, ensemble_sharpe = timed(config, data, loop=False)
@@ -83,11 +85,12 @@ def main() -> None:
                      "speedup": loop_seconds / ensemble_seconds,
                      "loop_sharpe": loop_sharpe, "ensemble_sharpe": ensemble_sharpe})
     table = pd.DataFrame(rows)
-    print(f"{args.data}, torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
+    print(f"{args.data}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+          f"device {args.device}")
     print(table.to_string(index=False, float_format=lambda value: f"{value:.3f}"))
     if args.json:
-        write_json(Path(args.json), {"data": args.data, "threads": torch.get_num_threads(),
-                                     "rows": rows})
+        write_json(Path(args.json), {"data": args.data, "device": args.device,
+                                     "threads": torch.get_num_threads(), "rows": rows})
 
 
 if __name__ == "__main__":

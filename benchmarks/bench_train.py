@@ -8,18 +8,20 @@ M = 100, T = 20, L = 4) for the same epochs, timed in this process:
 - ``fit`` on a ``TraderEnsemble`` of 64, 256 and 1,024 replicas (batched layers), per
   model, with the peak memory of the ensemble's training (measured in a forked child,
   Linux ``ru_maxrss``, over 2 epochs: the peak does not grow with epochs);
-- the same ensemble written with ``torch.func`` (``stack_module_state`` +
-  ``functional_call`` + ``vmap``) at 64 replicas, for comparison.
+- the same ensemble through the generic path every other policy takes
+  (``FunctionalEnsemble``: ``stack_module_state`` + ``functional_call`` + ``vmap``) at
+  64 replicas, to show why the MLP keeps the batched-matmul path.
 
-Prints a table and writes JSON with ``--json FILE``.
+``--device cuda`` trains ``fit`` and the ensembles there (the tutorial's loop, the
+baseline, stays on the CPU, as the tutorial runs it). Prints a table and writes JSON
+with ``--json FILE``.
 
-    python benchmarks/bench_train.py [--quick] [--json FILE]
+    python benchmarks/bench_train.py [--quick] [--device DEVICE] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import resource
 import subprocess
 import sys
@@ -27,11 +29,11 @@ import time
 from pathlib import Path
 
 import torch
-from torch.func import functional_call, stack_module_state, vmap
 from torch.utils.data import DataLoader, TensorDataset
 
 from neuraltrader import AR1, NeuralTrader, fit, generate_sequences, seeded
-from neuraltrader.core.ensemble import TraderEnsemble
+from neuraltrader.core.device import resolve_device
+from neuraltrader.core.ensemble import FunctionalEnsemble, TraderEnsemble
 from neuraltrader.core.train import evaluate
 from neuraltrader.io.rundir import write_json
 
@@ -67,44 +69,16 @@ def tutorial_loop(model, train_data, valid_data, lr=0.01, epochs=25, batch_size=
     return torch.stack(history)
 
 
-def train_ensemble(replicas, train, valid, epochs):
-    """Seconds and final validation returns ``(E,)`` of an ensemble trained with ``fit``."""
-    ensemble = TraderEnsemble(NeuralTrader(4, 5), replicas)
+def train_ensemble(replicas, train, valid, epochs, path=TraderEnsemble, device="cpu"):
+    """Seconds and final validation returns ``(E,)`` of an ensemble trained with ``fit``:
+    ``path`` is the batched-matmul ``TraderEnsemble`` or the generic ``vmap`` path
+    (``FunctionalEnsemble``), which any policy takes."""
+    ensemble = path(NeuralTrader(4, 5), replicas).to(device)
     started = time.perf_counter()
     fit(ensemble, train, valid, epochs=epochs, progress=False)
     seconds = time.perf_counter() - started
-    return seconds, evaluate(ensemble, *valid)[:, 1]
-
-
-def train_vmap(replicas, train, valid, epochs):
-    """The same ensemble through torch.func: one functional call vmapped over replicas."""
-    models = []
-    for seed in range(replicas):
-        with seeded(seed):
-            models.append(NeuralTrader(4, 5))
-    params, buffers = stack_module_state(models)
-    skeleton = copy.deepcopy(models[0]).to("meta")
-
-    def positions(params, buffers, windows):
-        return functional_call(skeleton, (params, buffers), (windows,))
-
-    batched = vmap(positions)
-    optimizer = torch.optim.RMSprop(params.values(), lr=0.01)
-    generators = [torch.Generator().manual_seed(seed) for seed in range(replicas)]
-    windows, targets = train
-    started = time.perf_counter()
-    for _ in range(epochs):
-        order = torch.stack([torch.randperm(len(targets), generator=g) for g in generators])
-        for start in range(0, len(targets), 1000):
-            rows = order[:, start : start + 1000]
-            gain = (batched(params, buffers, windows[rows]) * targets[rows]).mean(-1)
-            optimizer.zero_grad()
-            (-gain.sum()).backward()
-            optimizer.step()
-    seconds = time.perf_counter() - started
-    with torch.no_grad():
-        valid_positions = vmap(positions, in_dims=(0, 0, None))(params, buffers, valid[0])
-    return seconds, (valid_positions * valid[1]).mean(-1)
+    valid = tuple(tensor.to(device) for tensor in valid)
+    return seconds, evaluate(ensemble, *valid)[:, 1].cpu()
 
 
 def peak_megabytes(replicas):
@@ -133,12 +107,14 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="25 epochs instead of 250")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
     parser.add_argument("--peak", type=int, metavar="E", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.peak:
         _print_peak(args.peak)
         return {}
     epochs = 25 if args.quick else 250
+    device = resolve_device(args.device)
     train, valid = momentum_data()
     with seeded(0):
         initial = NeuralTrader(4, 5).state_dict()
@@ -152,6 +128,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         timings["tutorial"] = (time.perf_counter() - started, float(history[-1, 3]))
     model = NeuralTrader(4, 5)
     model.load_state_dict(initial)
+    model.to(device)
     started = time.perf_counter()
     history = fit(model, train, valid, epochs=epochs, progress=False, generator=1)
     timings["fit"] = (time.perf_counter() - started, float(history["valid_return"].iloc[-1]))
@@ -161,8 +138,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             ("fit", 1, timings["fit"][0], None, timings["fit"][1], None)]
     ensembles = []
     for replicas in ENSEMBLE_SIZES:
-        seconds, returns = train_ensemble(replicas, train, valid, epochs)
-        peak = peak_megabytes(replicas)
+        seconds, returns = train_ensemble(replicas, train, valid, epochs, device=device)
+        peak = peak_megabytes(replicas) if device.type == "cpu" else None
         record = {
             "replicas": replicas,
             "seconds_per_model": seconds / replicas,
@@ -174,12 +151,13 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         ensembles.append(record)
         rows.append(("fit, ensemble", replicas, seconds, peak, record["valid_return_mean"],
                      record["valid_return_std"]))
-    vmap_seconds, vmap_returns = train_vmap(64, train, valid, epochs)
-    rows.append(("torch.func vmap", 64, vmap_seconds, None, float(vmap_returns.mean()),
+    vmap_seconds, vmap_returns = train_ensemble(64, train, valid, epochs, FunctionalEnsemble,
+                                                device)
+    rows.append(("fit, vmap path", 64, vmap_seconds, None, float(vmap_returns.mean()),
                  float(vmap_returns.std())))
 
     print(f"NeuralTrader(4, 5), {epochs} epochs, momentum data, "
-          f"{torch.get_num_threads()} threads")
+          f"{torch.get_num_threads()} threads, device {device}")
     print(f"{'method':<17}{'replicas':>9}{'seconds':>9}{'s/model':>9}{'speed-up':>9}"
           f"{'peak MiB':>9}{'valid return':>14}{'(sd)':>8}")
     for name, replicas, seconds, peak, valid_return, spread in rows:
@@ -190,6 +168,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     gap = abs(timings["tutorial"][1] - timings["fit"][1])
     print(f"fit vs the tutorial's loop: valid returns differ by {gap:.5f} (target < 0.003)")
     figures = {
+        "device": str(device),
+        "threads": torch.get_num_threads(),
         "epochs": epochs,
         "tutorial_seconds": tutorial_seconds,
         "fit_seconds": timings["fit"][0],

@@ -12,7 +12,7 @@ none has an edge (target <= 6% at 5%), and its power when the calmest has an edg
 of its sd, beside ``arch.bootstrap.SPA`` (whose p-values use unstudentized means) on
 the same draws.
 
-    python benchmarks/calibration.py [--quick] [--replicas E] [--json FILE]
+    python benchmarks/calibration.py [--quick] [--replicas E] [--device DEVICE] [--json FILE]
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ import torch
 from arch.bootstrap import SPA
 
 from neuraltrader import AR1, IIDNormal, NeuralTrader, fit, generate_sequences
-from neuraltrader.core.ensemble import TraderEnsemble
+from neuraltrader.core.device import resolve_device
+from neuraltrader.core.ensemble import make_ensemble
 from neuraltrader.data.simulate import ReturnProcess
 from neuraltrader.evaluation.stats import (
     SIGNIFICANCE,
@@ -48,15 +49,18 @@ def replica_panels(
     return windows.reshape(replicas, -1, L), targets.reshape(replicas, -1)
 
 
-def replica_p_values(process: ReturnProcess, replicas: int, epochs: int, seed: int) -> torch.Tensor:
+def replica_p_values(
+    process: ReturnProcess, replicas: int, epochs: int, seed: int, device: torch.device
+) -> torch.Tensor:
     """Train one replica per independent data set; return each replica's p-value."""
     train = replica_panels(process, replicas, N, seed)
-    valid = replica_panels(process, replicas, M, seed + 1)
-    ensemble = TraderEnsemble(NeuralTrader(L, 5), [seed + s for s in range(replicas)])
+    valid = tuple(t.to(device) for t in replica_panels(process, replicas, M, seed + 1))
+    ensemble = make_ensemble(NeuralTrader(L, 5), [seed + s for s in range(replicas)], device)
     fit(ensemble, train, valid, epochs=epochs, progress=False)
     with torch.no_grad():
         positions = ensemble.eval()(valid[0])
-    return torch.from_numpy(one_sided_p_value(per_series_gains(positions, valid[1], M)))
+    gains = per_series_gains(positions, valid[1], M).cpu()
+    return torch.from_numpy(one_sided_p_value(gains))
 
 
 SPA_VOLATILITY = np.array([0.5, 1.0, 2.0, 4.0])
@@ -82,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--replicas", type=int, help="replicas per process (default 400)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
     args = parser.parse_args(argv)
     replicas = args.replicas or (200 if args.quick else 400)
     scale = 10 if args.quick else 1
@@ -94,7 +99,8 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         ("momentum", AR1(0.2), 250 // scale, ">= 0.90"),
     ):
         started = time.perf_counter()
-        p_values = replica_p_values(process, replicas, epochs, args.seed)
+        p_values = replica_p_values(process, replicas, epochs, args.seed,
+                                    resolve_device(args.device))
         seconds = time.perf_counter() - started
         share = float((p_values < SIGNIFICANCE).double().mean())
         error = math.sqrt(share * (1 - share) / replicas)

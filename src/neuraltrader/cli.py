@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from . import __version__
 from .errors import ConfigError, NeuralTraderError
@@ -35,9 +35,24 @@ def _add_data_options(source: argparse._MutuallyExclusiveGroup) -> None:
                         "date, asset, value); see data.kind and data.fill")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .core.registry import policy_names
+class _RegisteredPolicies:
+    """The policy registry's names as argparse ``choices``, read only when argparse
+    checks a value or prints help, so that ``--version`` does not import torch."""
 
+    @staticmethod
+    def _names() -> tuple[str, ...]:
+        from .core.registry import policy_names
+
+        return policy_names()
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="neuraltrader",
         description="Learn trading policies by gradient ascent on realised returns.",
@@ -79,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
         "buy-and-hold: performance figures and the SPA test.",
     )
     _add_data_options(backtest.add_mutually_exclusive_group(required=True))
-    backtest.add_argument("--model", choices=policy_names(), help="a registered policy (mlp)")
+    backtest.add_argument("--model", choices=_RegisteredPolicies(), metavar="POLICY",
+                          help="a registered policy: %(choices)s (default mlp)")
     backtest.add_argument("--objective", choices=("mean", "sharpe", "utility"),
                           help="training objective (sharpe)")
     backtest.add_argument("--position", choices=("long", "long_short"),
