@@ -90,9 +90,12 @@ def test_sweep_of_backtests_judges_their_out_of_sample_returns(tmp_path, capsys)
     results = pd.DataFrame(metrics["results"])
     assert list(zip(results["model.kind"], results["backtest.cost_bps"], strict=True)) == [
         ("mlp", 0.0), ("mlp", 10.0), ("linear", 0.0), ("linear", 10.0)]
-    # costs only lower a cell's return: same policy, same positions, more cost
+    # costs only lower a cell's return: the cells share one training (same positions,
+    # same turnover, same seconds), and the costlier one earns less
     for kind in ("mlp", "linear"):
-        free, costly = results[results["model.kind"] == kind]["annual_return"]
+        pair = results[results["model.kind"] == kind]
+        assert pair["turnover"].nunique() == 1 and pair["train_seconds"].nunique() == 1
+        free, costly = pair["annual_return"]
         assert costly < free
     verdicts = metrics["verdicts"]
     assert verdicts["strategies"] == 4 and verdicts["spa"]["risk_matched"] is True

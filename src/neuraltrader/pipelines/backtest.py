@@ -34,7 +34,7 @@ from ..errors import ConfigError, DataError
 from ..evaluation.metrics import performance
 from ..evaluation.stats import spa_test
 from ..evaluation.verdicts import risk_matched_differentials
-from ..io.config import Config, setting
+from ..io.config import Config, setting, to_dict
 from ..io.rundir import RunRecord, staged_run_dir, write_record
 from ..io.sections import ModelSection, TrainSection, WindowDataSection
 from .cell import fit_replicas
@@ -307,12 +307,26 @@ def evaluate_positions(
     return metrics, daily
 
 
-def run_backtest(
-    config: BacktestConfig, data: MarketData | None = None, *, progress: bool = True
-) -> BacktestResult:
-    """Walk forward over ``data`` (default: the configured data set); no files."""
+@dataclass
+class WalkForward:
+    """The trained part of a backtest, before costs: every seed's out-of-sample
+    ``positions`` ``(S, A, T_test)`` on the dates of ``returns`` (dates × assets), the
+    training ``history``, one row per (block, seed) in ``blocks``, and the seconds it
+    took. Costs enter only :func:`evaluate_positions`, so configs that differ only in
+    ``backtest.cost_bps`` share one walk-forward."""
+
+    positions: np.ndarray
+    returns: pd.DataFrame
+    history: pd.DataFrame
+    blocks: pd.DataFrame
+    seconds: float
+
+
+def walk_forward(
+    config: BacktestConfig, data: MarketData, *, progress: bool = True
+) -> WalkForward:
+    """Train and trade every walk-forward block of ``data`` (see the module doc)."""
     config.validate()
-    data = data if data is not None else load_market_data(config.data)
     panel = data.panel()
     windows, valid = scaled_windows(panel, config.data.lag, config.data.vol_span)
     device = resolve_device(config.train.device)
@@ -350,15 +364,38 @@ def run_backtest(
     seconds = time.perf_counter() - started
 
     tested = np.flatnonzero(np.any([block.test for block in blocks], axis=0))
-    seed_positions = torch.cat(held, dim=-1).double().cpu().numpy()  # (S, A, T_test)
-    metrics, daily = evaluate_positions(
-        data, data.returns.iloc[start:].iloc[tested], seed_positions, config
-    )
-    metrics |= {"blocks": len(blocks), "train_seconds": seconds}
     history = pd.concat(histories, ignore_index=True)
     leading = ["block", "seed", "epoch"]
-    history = history[leading + [c for c in history.columns if c not in leading]]
-    return BacktestResult(config, data, metrics, daily, history, pd.DataFrame(block_rows))
+    return WalkForward(
+        positions=torch.cat(held, dim=-1).double().cpu().numpy(),  # (S, A, T_test)
+        returns=data.returns.iloc[start:].iloc[tested],
+        history=history[leading + [c for c in history.columns if c not in leading]],
+        blocks=pd.DataFrame(block_rows),
+        seconds=seconds,
+    )
+
+
+def run_backtest(
+    config: BacktestConfig, data: MarketData | None = None, *, progress: bool = True,
+    trained: WalkForward | None = None,
+) -> BacktestResult:
+    """Walk forward over ``data`` (default: the configured data set) and evaluate the
+    strategy with costs; no files. ``trained`` reuses a walk-forward of a config that
+    differs from ``config`` in costs only."""
+    config.validate()
+    data = data if data is not None else load_market_data(config.data)
+    trained = trained if trained is not None else walk_forward(config, data, progress=progress)
+    metrics, daily = evaluate_positions(data, trained.returns, trained.positions, config)
+    metrics |= {"blocks": int(trained.blocks["block"].nunique()),
+                "train_seconds": trained.seconds}
+    return BacktestResult(config, data, metrics, daily, trained.history, trained.blocks)
+
+
+def training_key(config: BacktestConfig) -> str:
+    """What a walk-forward depends on: the whole config but ``backtest.cost_bps``."""
+    values = to_dict(config)
+    values["backtest"].pop("cost_bps", None)
+    return repr(values)
 
 
 METRIC_COLUMNS = {
@@ -405,6 +442,6 @@ def backtest(
 
 
 __all__ = [
-    "BacktestConfig", "BacktestResult", "backtest", "backtest_table", "evaluate_positions",
+    "BacktestConfig", "BacktestResult", "WalkForward", "training_key", "walk_forward", "backtest", "backtest_table", "evaluate_positions",
     "run_backtest", "strategy_returns", "walk_forward_blocks", "write_backtest",
 ]

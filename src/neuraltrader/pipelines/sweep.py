@@ -26,7 +26,14 @@ from ..evaluation.verdicts import judge
 from ..io.config import parse_override, setting, to_dict, with_overrides
 from ..io.rundir import RunRecord, staged_run_dir, write_record
 from ..io.tables import format_table, labels_first
-from .backtest import BacktestConfig, load_market_data, run_backtest
+from .backtest import (
+    BacktestConfig,
+    WalkForward,
+    load_market_data,
+    run_backtest,
+    training_key,
+    walk_forward,
+)
 from .cell import DATASETS, run_cell, simulate_dataset
 from .study import DataConfig, ModelConfig, StudyConfig
 
@@ -122,13 +129,17 @@ def _study_strategies(cells, progress):  # type: ignore[no-untyped-def]
 
 def _backtest_strategies(cells, progress):  # type: ignore[no-untyped-def]
     """The same for a sweep of backtests: one walk-forward backtest per grid point, its
-    out-of-sample daily returns against buy-and-hold's; each data set is loaded once."""
+    out-of-sample daily returns against buy-and-hold's. Each data set is loaded once,
+    and cells that differ only in costs share one trained walk-forward."""
     loaded: dict[str, Any] = {}
+    trained: dict[str, WalkForward] = {}
     for labels, config in tqdm(cells, desc="sweep backtest", unit="cell", disable=not progress):
-        key = repr(to_dict(config.data))
-        if key not in loaded:
-            loaded[key] = load_market_data(config.data)
-        result = run_backtest(config, loaded[key], progress=False)
+        data_key, train_key = repr(to_dict(config.data)), training_key(config)
+        if data_key not in loaded:
+            loaded[data_key] = load_market_data(config.data)
+        if train_key not in trained:
+            trained[train_key] = walk_forward(config, loaded[data_key], progress=False)
+        result = run_backtest(config, loaded[data_key], trained=trained[train_key])
         metrics = result.metrics
         strategy = labels | {"dataset": metrics["data"]["name"], "model": config.model.kind}
         summary = ({"seeds": config.train.seeds, "epochs": config.train.epochs}
