@@ -442,6 +442,7 @@ def backtest(
 
 
 __all__ = [
-    "BacktestConfig", "BacktestResult", "WalkForward", "training_key", "walk_forward", "backtest", "backtest_table", "evaluate_positions",
-    "run_backtest", "strategy_returns", "walk_forward_blocks", "write_backtest",
+    "BacktestConfig", "BacktestResult", "WalkForward", "backtest", "backtest_table",
+    "evaluate_positions", "run_backtest", "strategy_returns", "training_key", "walk_forward",
+    "walk_forward_blocks", "write_backtest",
 ]
