@@ -34,23 +34,30 @@ class ModelSection:
 
 
 @dataclass
-class TrainSection:
-    """``[train]``: how every policy is fitted, in every command."""
+class OptimizerSection:
+    """What every ``[train]`` section has, the demos' included: the optimizer, its
+    learning rate and the device."""
 
-    epochs: int | None = setting(None, ge=1)  # passes over the training data
     lr: float = setting(0.01, gt=0)  # learning rate
-    batch_size: int | None = setting(1000, ge=1)  # windows per step; unset: full batch
-    seeds: int = setting(1, ge=1)  # replicas, trained as one ensemble; figures over them
     optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZERS))  # rmsprop, adam, sgd
-    shuffle: bool = True  # fresh batch order every epoch
-    patience: int | None = setting(None, ge=1)  # early stopping: epochs without a better valid
-    objective: str = setting("mean", choices=OBJECTIVES)  # mean, sharpe or utility
-    risk_aversion: float = setting(1.0, ge=0)  # lambda of the utility objective
-    turnover_penalty: float = setting(0.0, ge=0)  # objective minus this × mean |Δ position|
     device: str = "cpu"  # cpu, cuda, cuda:N or auto
 
     def check(self) -> None:
         resolve_device(self.device)
 
 
-__all__ = ["ModelSection", "TrainSection", "WindowDataSection"]
+@dataclass
+class TrainSection(OptimizerSection):
+    """``[train]``: how every policy is fitted, in every command."""
+
+    epochs: int | None = setting(None, ge=1)  # passes over the training data
+    batch_size: int | None = setting(1000, ge=1)  # windows per step; unset: full batch
+    seeds: int = setting(1, ge=1)  # replicas, trained as one ensemble; figures over them
+    shuffle: bool = True  # fresh batch order every epoch
+    patience: int | None = setting(None, ge=1)  # early stopping: epochs without a better valid
+    objective: str = setting("mean", choices=OBJECTIVES)  # mean, sharpe or utility
+    risk_aversion: float = setting(1.0, ge=0)  # lambda of the utility objective
+    turnover_penalty: float = setting(0.0, ge=0)  # objective minus this × mean |Δ position|
+
+
+__all__ = ["ModelSection", "OptimizerSection", "TrainSection", "WindowDataSection"]

@@ -17,8 +17,9 @@ from tqdm.auto import tqdm
 
 from ..._random import Seed, as_generator, derive_seed, seeded
 from ...core.device import resolve_device
-from ...core.train import OPTIMIZERS, make_optimizer
+from ...core.train import make_optimizer
 from ...io.config import Config, setting
+from ...io.sections import OptimizerSection
 from ...report import plot_panels
 from ._result import DemoResult
 
@@ -36,22 +37,14 @@ class ClassifierDataConfig:
     slope: float = 1.0  # every feature's coefficient
 
 
-
 @dataclass
-class ClassifierTrainConfig:
+class ClassifierTrainConfig(OptimizerSection):
     """Model and training: ``[train]``."""
 
     hidden: int = setting(2, ge=1)  # hidden units
     epochs: int = setting(10, ge=1)  # passes over the training data
-    lr: float = setting(0.01, gt=0)  # learning rate
     batch_size: int = setting(1000, ge=1)  # points per step
     shuffle: bool = False  # the tutorial's loader keeps the order
-    optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZERS))  # rmsprop, adam or sgd
-    device: str = "cpu"  # cpu, cuda, cuda:N or auto
-
-    def check(self) -> None:
-        resolve_device(self.device)
-
 
 
 @dataclass
@@ -61,7 +54,6 @@ class ClassifierConfig(Config):
     seed: int = setting(0, ge=0)
     data: ClassifierDataConfig = setting(factory=ClassifierDataConfig)
     train: ClassifierTrainConfig = setting(factory=ClassifierTrainConfig)
-
 
 
 class HyperplaneClassifier(nn.Module):

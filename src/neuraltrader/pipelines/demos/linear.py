@@ -17,8 +17,9 @@ from tqdm.auto import tqdm
 
 from ..._random import Seed, as_generator, derive_seed, seeded
 from ...core.device import resolve_device
-from ...core.train import OPTIMIZERS, make_optimizer
+from ...core.train import make_optimizer
 from ...io.config import Config, setting
+from ...io.sections import OptimizerSection
 from ...report import plot_panels
 from ._result import DemoResult
 
@@ -33,19 +34,11 @@ class LinearDataConfig:
     sigma: float = setting(0.5, gt=0)  # noise standard deviation, > 0
 
 
-
 @dataclass
-class LinearTrainConfig:
+class LinearTrainConfig(OptimizerSection):
     """Optimisation: ``[train]``."""
 
     steps: int = setting(500, ge=1)  # full-batch gradient steps
-    lr: float = setting(0.01, gt=0)  # learning rate
-    optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZERS))  # rmsprop, adam or sgd
-    device: str = "cpu"  # cpu, cuda, cuda:N or auto
-
-    def check(self) -> None:
-        resolve_device(self.device)
-
 
 
 @dataclass
@@ -55,7 +48,6 @@ class LinearConfig(Config):
     seed: int = setting(0, ge=0)
     data: LinearDataConfig = setting(factory=LinearDataConfig)
     train: LinearTrainConfig = setting(factory=LinearTrainConfig)
-
 
 
 class Linear1D(nn.Module):
