@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
 from . import __version__
 from .errors import ConfigError, NeuralTraderError
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention
+EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -142,7 +146,12 @@ def _execute(args: argparse.Namespace, config_class: type, runner: Callable[...,
     if not args.no_report:
         from .report import write_report
 
-        print(f"report: {write_report(out)}")
+        try:
+            print(f"report: {write_report(out)}")
+        except (KeyboardInterrupt, Terminated) as stop:
+            stop.args = (f"{out} is complete but has no report; write it with "
+                         f"`neuraltrader report {out}`",)
+            raise
     return 0
 
 
@@ -214,14 +223,38 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
 
 
+class Terminated(BaseException):
+    """SIGTERM, raised like ``KeyboardInterrupt`` so that every ``finally`` and staged
+    run directory cleans up on the way out."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``neuraltrader`` console script; returns the exit status."""
+    """Entry point of the ``neuraltrader`` console script; returns the exit status.
+
+    Bad input: one line on stderr, exit 2. SIGINT (Ctrl-C) and SIGTERM: one line, exit
+    130 or 143; a run directory being written is removed (it is staged, see
+    :mod:`neuraltrader.io.rundir`), so nothing half-written is left.
+    """
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return args.handler(args)
     except NeuralTraderError as error:
         print(f"neuraltrader: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except (KeyboardInterrupt, Terminated) as stop:
+        what = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+        done = stop.args[0] if stop.args else "nothing written"
+        print(f"neuraltrader: {what}; {done}", file=sys.stderr)
+        return EXIT_INTERRUPTED if isinstance(stop, KeyboardInterrupt) else EXIT_TERMINATED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,6 +22,21 @@ class PositionHead(nn.Module):
         return f"position={self.position!r}"
 
 
+SATURATION_TOLERANCE = 1e-6
+
+
+def saturated(positions: torch.Tensor, position: PositionKind) -> torch.Tensor:
+    """Whether every position along the last axis sits at a bound of the head's range
+    (0 or 1 long only, -1 or 1 long-short) within ``SATURATION_TOLERANCE``: a collapsed
+    policy, whose head passes no gradient and which trades as a fixed rule.
+
+    Shapes: ``(..., B)`` → ``(...)`` booleans.
+    """
+    low = 0.0 if check_position(position) == "long" else -1.0
+    distance = torch.minimum((positions - low).abs(), (positions - 1.0).abs())
+    return (distance <= SATURATION_TOLERANCE).all(-1)
+
+
 class WindowPolicy(nn.Module):
     """Base of the traders: maps windows ``(B, L)`` to positions ``(B,)`` through a
     :class:`PositionHead`; keeps the lag and the constructor arguments."""
@@ -156,5 +171,6 @@ class LSTMTrader(WindowPolicy):
 
 
 __all__ = [
+    "SATURATION_TOLERANCE", "saturated",
     "DropoutTrader", "LSTMTrader", "LinearTrader", "NeuralTrader", "PositionHead", "WindowPolicy",
 ]

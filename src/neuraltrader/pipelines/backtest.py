@@ -25,8 +25,9 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core.device import resolve_device
+from ..core.memory import FLOAT_BYTES, check_memory, training_bytes
 from ..core.objectives import make_objective
-from ..core.policies import WindowPolicy
+from ..core.policies import WindowPolicy, saturated
 from ..core.registry import policy_names, policy_spec
 from ..core.windows import scaled_windows
 from ..data.market import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
@@ -301,6 +302,10 @@ def evaluate_positions(
         "strategy": performance(strategy, ppy, average.T),
         "buy_and_hold": performance(buy_and_hold, ppy, hold.T),
         "seed_sharpes": [performance(series, ppy)["sharpe"] for series in per_seed],
+        # seeds whose every position sits at a bound of the head: collapsed, untrainable
+        "collapsed_seeds": int(saturated(
+            torch.from_numpy(seed_positions).flatten(1), config.model.position
+        ).sum()),
         "spa_pvalue": spa["p_value"],
         "spa": spa,
     }
@@ -327,6 +332,7 @@ def walk_forward(
 ) -> WalkForward:
     """Train and trade every walk-forward block of ``data`` (see the module doc)."""
     config.validate()
+    check_backtest_memory(config, data)
     panel = data.panel()
     windows, valid = scaled_windows(panel, config.data.lag, config.data.vol_span)
     device = resolve_device(config.train.device)
@@ -375,6 +381,23 @@ def walk_forward(
     )
 
 
+def check_backtest_memory(config: BacktestConfig, data: MarketData) -> None:
+    """Refuse a backtest whose windows and ensembles would not fit in the memory of
+    ``train.device`` (see :mod:`neuraltrader.core.memory`); the largest block trains on
+    every date."""
+    with torch.device("meta"):
+        parameters = sum(p.numel() for p in build_policy(config.model, config.data.lag)
+                         .parameters())
+    rows = len(data.returns) * len(data.assets)
+    needed = training_bytes(
+        replicas=config.train.seeds, parameters=parameters, train_rows=rows,
+        valid_rows=rows, lag=config.data.lag, batch=config.train.batch_size or rows,
+        width=config.model.hidden, epochs=config.train.epochs or 1,
+    ) + FLOAT_BYTES * rows * config.data.lag  # the scaled windows of the whole history
+    check_memory(needed, resolve_device(config.train.device), config.train.memory_limit_gb,
+                 "this backtest")
+
+
 def run_backtest(
     config: BacktestConfig, data: MarketData | None = None, *, progress: bool = True,
     trained: WalkForward | None = None,
@@ -419,6 +442,11 @@ def backtest_table(metrics: dict[str, Any]) -> str:
         f"SPA p-value, strategy vs buy-and-hold: {metrics['spa_pvalue']:.3f} "
         f"({'significant' if metrics['spa_pvalue'] < 0.05 else 'not significant'} at 5%)",
     ]
+    if metrics.get("collapsed_seeds"):
+        lines.append(
+            f"warning: {metrics['collapsed_seeds']} of {len(metrics['seed_sharpes'])} seeds "
+            f"collapsed (every position at a bound of the head; try a lower train.lr)"
+        )
     return "\n".join(lines)
 
 

@@ -19,8 +19,9 @@ import torch
 from .._random import derive_seed
 from ..core.device import resolve_device
 from ..core.ensemble import Ensemble, make_ensemble
+from ..core.memory import FLOAT_BYTES, check_memory, training_bytes
 from ..core.objectives import Objective, mean_return
-from ..core.policies import WindowPolicy
+from ..core.policies import WindowPolicy, saturated
 from ..core.registry import policy_spec
 from ..core.train import fit
 from ..core.windows import generate_sequences
@@ -31,6 +32,30 @@ from ..evaluation.stats import SIGNIFICANCE, one_sided_p_value, per_series_gains
 DATASETS = ("random", "momentum")
 # The tutorial trains 500 epochs on random data (to show overfitting) and 250 on momentum.
 TUTORIAL_EPOCHS = {"random": 500, "momentum": 250}
+
+
+def policy_parameters(name: str, config: Any) -> int:
+    """Weights of one registered policy ``name`` as ``config`` builds it, counted on the
+    ``meta`` device (nothing is allocated, whatever the sizes)."""
+    with torch.device("meta"):
+        policy = policy_spec(name, "model.models entry").build(config.data.lag, config.model)
+    return sum(parameter.numel() for parameter in policy.parameters())
+
+
+def check_cell_memory(config: Any) -> None:
+    """Refuse a simulated study or sweep cell whose data and ensembles would not fit in
+    the memory of ``train.device`` (see :mod:`neuraltrader.core.memory`)."""
+    data, train = config.data, config.train
+    windows = data.length - data.lag
+    largest = max(policy_parameters(name, config) for name in config.model.models)
+    needed = training_bytes(
+        replicas=train.seeds, parameters=largest, train_rows=data.n_train * windows,
+        valid_rows=data.n_valid * windows, lag=data.lag,
+        batch=min(train.batch_size or data.n_train * windows, data.n_train * windows),
+        width=config.model.hidden,
+        epochs=max(train.epochs_for(dataset) for dataset in data.datasets),
+    ) + FLOAT_BYTES * 3 * (data.n_train + data.n_valid) * data.length  # the simulation
+    check_memory(needed, resolve_device(train.device), train.memory_limit_gb, "this run")
 
 
 def make_process(name: str, data: Any) -> ReturnProcess:
@@ -128,14 +153,16 @@ def valid_positions(ensemble: Ensemble, data: SimulatedData) -> torch.Tensor:
 
 def seed_figures(
     history: pd.DataFrame, positions: torch.Tensor, data: SimulatedData, seeds: list[int],
-    *, early_stopping: bool,
+    *, early_stopping: bool, position: str = "long",
 ) -> pd.DataFrame:
     """One row per seed: the figures of the weights training ended with (the best
     validation epoch under early stopping, else the last), the epoch of the best
     validation return, and the one-sided p-value of the validation return, from
     per-series means so that overlapping windows are not counted as independent.
 
-    ``positions`` are the replicas' validation positions (:func:`valid_positions`)."""
+    ``positions`` are the replicas' validation positions (:func:`valid_positions`);
+    ``collapsed`` flags a replica whose every validation position is at a bound of the
+    ``position`` head (see :func:`~neuraltrader.core.policies.saturated`)."""
     by_seed = history.groupby("seed", sort=False)
     best_rows = history.loc[by_seed["valid_return"].idxmax()].set_index("seed")
     final = best_rows if early_stopping else by_seed.tail(1).set_index("seed")
@@ -145,6 +172,7 @@ def seed_figures(
     figures["generalization_gap"] = figures["train_return"] - figures["valid_return"]
     figures["best_epoch"] = best_rows["epoch"]
     figures["p_value"] = pd.Series(p_values, index=seeds)
+    figures["collapsed"] = pd.Series(saturated(positions, position).cpu().numpy(), index=seeds)
     # standard error of the validation return: its spread if the policy had no edge
     figures["valid_return_se"] = pd.Series(
         (gains.std(-1) / math.sqrt(gains.shape[-1])).numpy(), index=seeds
@@ -168,6 +196,7 @@ def summarize_seeds(
     summary["best_epoch"] = int(history.groupby("epoch")["valid_return"].mean().idxmax())
     summary["p_value"] = float(figures["p_value"].median())
     summary["share_significant"] = float((figures["p_value"] < SIGNIFICANCE).mean())
+    summary["collapsed_share"] = float(figures["collapsed"].mean())
     summary["oracle_capture"] = (
         summary["valid_return"] / oracle_return if oracle_return > 0 else None
     )
@@ -200,7 +229,8 @@ def run_cell(
     )
     positions = valid_positions(ensemble, data)
     figures = seed_figures(history, positions, data, ensemble.seeds,
-                           early_stopping=config.train.patience is not None)
+                           early_stopping=config.train.patience is not None,
+                           position=config.model.position)
     references = reference_returns(data, config.model.position)
     gains = (positions.mean(0) * data.valid[1]).cpu()
     summary = (

@@ -23,7 +23,7 @@ from ..io.rundir import RunRecord, staged_run_dir, write_record
 from ..io.sections import ModelSection, TrainSection, WindowDataSection
 from ..io.tables import format_table, labels_first
 from ..report.plots import plot_history, plot_policy
-from .cell import DATASETS, TUTORIAL_EPOCHS, run_cell, simulate_dataset
+from .cell import DATASETS, TUTORIAL_EPOCHS, check_cell_memory, run_cell, simulate_dataset
 
 MODELS = ("mlp", "dropout")
 
@@ -42,6 +42,11 @@ class DataConfig(WindowDataSection):
         if self.length <= self.lag:
             raise ConfigError(
                 f"data.length (T={self.length}) must exceed data.lag (L={self.lag})"
+            )
+        if self.n_valid < 2:  # refused here, not after training, where the t-test fails
+            raise ConfigError(
+                f"data.n_valid (M={self.n_valid}) must be at least 2: each seed's p-value "
+                f"is a t-test over the validation series"
             )
 
 
@@ -136,6 +141,7 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
     replicas at once, and measure them on the validation series against buy-and-hold
     and the oracle."""
     config.validate()
+    check_cell_memory(config)
     position = config.model.position
     results, seed_rows, histories, models, curves = [], [], [], {}, {}
     for dataset in config.data.datasets:
@@ -176,7 +182,18 @@ def results_table(results: list[dict[str, object]]) -> str:
         "buy_and_hold_valid_return": "buy&hold", "oracle_valid_return": "oracle",
         "oracle_capture": "capture", "p_value": "p-value", "share_significant": "signif",
     }
-    return format_table(pd.DataFrame(results)[list(columns)].rename(columns=columns))
+    table = format_table(pd.DataFrame(results)[list(columns)].rename(columns=columns))
+    return "\n".join([table, *collapse_warnings(results)])
+
+
+def collapse_warnings(results: list[dict[str, object]]) -> list[str]:
+    """One line per (data set, model) with collapsed replicas: every validation
+    position at a bound of the head, so no gradient flows (a learning rate too high)."""
+    return [
+        f"warning: {r['dataset']}/{r['model']}: {r['collapsed_share']:.0%} of seeds collapsed "
+        f"(every validation position at a bound of the head; try a lower train.lr)"
+        for r in results if r.get("collapsed_share")
+    ]
 
 
 def write_run(result: StudyResult, directory: Path) -> None:
@@ -188,6 +205,7 @@ def write_run(result: StudyResult, directory: Path) -> None:
 def run(config: StudyConfig, out: str | Path, *, progress: bool = True) -> StudyResult:
     """Run the study and write its run directory at ``out`` (complete, or not at all)."""
     config.validate()
+    check_cell_memory(config)
     with staged_run_dir(out) as staging:
         result = run_study(config, progress=progress)
         write_run(result, staging)

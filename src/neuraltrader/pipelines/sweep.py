@@ -34,7 +34,7 @@ from .backtest import (
     training_key,
     walk_forward,
 )
-from .cell import DATASETS, run_cell, simulate_dataset
+from .cell import DATASETS, check_cell_memory, run_cell, simulate_dataset
 from .study import DataConfig, ModelConfig, StudyConfig
 
 PIPELINES = ("study", "backtest")
@@ -195,8 +195,14 @@ def summary_table(summary: pd.DataFrame, grid: dict[str, Any]) -> str:
                else ["sharpe", "annual_return", "annual_volatility", "max_drawdown",
                      "turnover", "spa_pvalue"])
     labels = [key for key in ("dataset", "model") if summary[key].nunique() > 1]
-    return format_table(summary[[*grid, *labels, *figures]] if labels
-                        else summary[[*grid, *figures]])
+    table = format_table(summary[[*grid, *labels, *figures]])
+    collapsed = summary.get("collapsed_share", pd.Series(0.0, index=summary.index))
+    warnings = [
+        f"warning: cell {', '.join(f'{key}={row[key]}' for key in [*grid, *labels])}: "
+        f"{share:.0%} of seeds collapsed (every validation position at a bound of the head)"
+        for (_, row), share in zip(summary.iterrows(), collapsed, strict=True) if share > 0
+    ]
+    return "\n".join([table, *warnings])
 
 
 def write_sweep(result: SweepResult, directory: Path) -> None:
@@ -210,7 +216,10 @@ def sweep(
     pipeline: str = "study",
 ) -> SweepResult:
     """Run a sweep and write its run directory at ``out`` (complete, or not at all)."""
-    grid_cells(base, grid)  # every cell's config is checked before any work
+    cells = grid_cells(base, grid)  # every cell's config is checked before any work
+    if pipeline == "study":
+        for _, config in cells:
+            check_cell_memory(config)
     if pipeline == "backtest":
         load_market_data(base.data)  # a bad file fails here, before any directory exists
     with staged_run_dir(out) as staging:
