@@ -38,6 +38,7 @@ from ..evaluation.verdicts import risk_matched_differentials
 from ..io.config import Config, setting, to_dict
 from ..io.rundir import RunRecord, staged_run_dir, write_record
 from ..io.sections import ModelSection, TrainSection, WindowDataSection
+from ..io.units import Unit, UnitStore
 from .cell import fit_replicas
 
 WINDOWS = ("expanding", "rolling")
@@ -51,6 +52,8 @@ class MarketDataConfig(WindowDataSection):
     csv: str | None = None  # a CSV file instead of a bundled set
     kind: str = setting("prices", choices=KINDS)  # the CSV holds prices or returns
     fill: str | None = setting(None, choices=tuple(f for f in FILLS if f is not None))
+    date_format: str | None = setting(None)  # strptime format of the CSV's dates; default: inferred
+    sort_dates: bool = setting(False)  # sort the CSV's rows by date instead of refusing
     lag: int = setting(20, ge=1)  # window length L, in periods
     vol_span: int = setting(60, ge=2)  # span of the EWMA volatility that scales the inputs
 
@@ -169,7 +172,8 @@ def load_market_data(config: MarketDataConfig) -> MarketData:
     """The configured data set: a CSV file if ``csv`` is set, else a bundled one."""
     if config.csv is None:
         return load(config.name)
-    return load_csv(config.csv, kind=config.kind, fill=config.fill, min_rows=config.lag + 2)
+    return load_csv(config.csv, kind=config.kind, fill=config.fill, min_rows=config.lag + 2,
+                    date_format=config.date_format, sort_dates=config.sort_dates)
 
 
 def build_policy(config: PolicyConfig, lag: int) -> WindowPolicy:
@@ -328,9 +332,12 @@ class WalkForward:
 
 
 def walk_forward(
-    config: BacktestConfig, data: MarketData, *, progress: bool = True
+    config: BacktestConfig, data: MarketData, *, progress: bool = True,
+    units: UnitStore | None = None,
 ) -> WalkForward:
-    """Train and trade every walk-forward block of ``data`` (see the module doc)."""
+    """Train and trade every walk-forward block of ``data`` (see the module doc). With
+    ``units``, each finished block is kept there and read back on a resumed run (blocks
+    retrain from scratch, so each is independent of the others)."""
     config.validate()
     check_backtest_memory(config, data)
     panel = data.panel()
@@ -353,7 +360,15 @@ def walk_forward(
     held, histories, block_rows = [], [], []
     for number, block in enumerate(tqdm(blocks, desc=f"walk-forward {data.name}",
                                         disable=not progress, leave=False)):
-        positions, history = _train_block(block, windows, panel, config)
+        name = f"block-{number}"
+        if units is not None and name in units:
+            unit = units.load(name)
+            positions, history = unit.tensors["positions"].to(device), unit.frames["history"]
+        else:
+            positions, history = _train_block(block, windows, panel, config)
+            if units is not None:
+                units.save(name, Unit(tensors={"positions": positions},
+                                      frames={"history": history}))
         held.append(positions)
         test_dates = dates[block.test]
         histories.append(history.assign(block=number))
@@ -400,14 +415,15 @@ def check_backtest_memory(config: BacktestConfig, data: MarketData) -> None:
 
 def run_backtest(
     config: BacktestConfig, data: MarketData | None = None, *, progress: bool = True,
-    trained: WalkForward | None = None,
+    trained: WalkForward | None = None, units: UnitStore | None = None,
 ) -> BacktestResult:
     """Walk forward over ``data`` (default: the configured data set) and evaluate the
     strategy with costs; no files. ``trained`` reuses a walk-forward of a config that
     differs from ``config`` in costs only."""
     config.validate()
     data = data if data is not None else load_market_data(config.data)
-    trained = trained if trained is not None else walk_forward(config, data, progress=progress)
+    if trained is None:
+        trained = walk_forward(config, data, progress=progress, units=units)
     metrics, daily = evaluate_positions(data, trained.returns, trained.positions, config)
     metrics |= {"blocks": int(trained.blocks["block"].nunique()),
                 "train_seconds": trained.seconds}
@@ -464,8 +480,10 @@ def backtest(
     config.validate()
     data = load_market_data(config.data)
     with staged_run_dir(out) as staging:
-        result = run_backtest(config, data, progress=progress)
+        units = UnitStore.of(staging)
+        result = run_backtest(config, data, progress=progress, units=units)
         write_backtest(result, staging)
+        units.discard()
     return result
 
 

@@ -28,6 +28,7 @@ from ..core.windows import generate_sequences
 from ..data.reference import buy_and_hold_position, oracle_position
 from ..data.simulate import AR1, IIDNormal, ReturnProcess
 from ..evaluation.stats import SIGNIFICANCE, one_sided_p_value, per_series_gains, sharpe_ratio
+from ..io.units import Unit, UnitStore
 
 DATASETS = ("random", "momentum")
 # The tutorial trains 500 epochs on random data (to show overfitting) and 250 on momentum.
@@ -217,12 +218,40 @@ class CellResult:
     gains: torch.Tensor
     benchmark: torch.Tensor
 
+    def to_unit(self) -> Unit:
+        return Unit(tensors={"gains": self.gains, "benchmark": self.benchmark},
+                    frames={"history": self.history, "figures": self.figures},
+                    payload={"summary": self.summary}, models={"ensemble": self.ensemble})
+
+    @classmethod
+    def from_unit(cls, unit: Unit) -> CellResult:
+        return cls(unit.models["ensemble"], unit.frames["history"], unit.frames["figures"],
+                   unit.payload["summary"], unit.tensors["gains"], unit.tensors["benchmark"])
+
 
 def run_cell(
     dataset: str, data: SimulatedData, model: str, config: Any, *,
     progress: bool = True, description: str | None = None,
+    units: UnitStore | None = None,
 ) -> CellResult:
-    """Train policy ``model``'s replicas on ``data`` and measure them (see module doc)."""
+    """Train policy ``model``'s replicas on ``data`` and measure them (see module doc).
+
+    With ``units``, the finished cell is kept there as ``dataset-model``, and a cell
+    already there is read back instead of trained again (a resumed run).
+    """
+    name = f"{dataset}-{model}"
+    if units is not None and name in units:
+        return CellResult.from_unit(units.load(name, resolve_device(config.train.device)))
+    cell = _measured_cell(dataset, data, model, config, progress, description)
+    if units is not None:
+        units.save(name, cell.to_unit())
+    return cell
+
+
+def _measured_cell(
+    dataset: str, data: SimulatedData, model: str, config: Any, progress: bool,
+    description: str | None,
+) -> CellResult:
     epochs = config.train.epochs_for(dataset)
     ensemble, history, seconds = train_replicas(
         model, data, config, epochs=epochs, progress=progress, description=description

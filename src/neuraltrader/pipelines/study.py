@@ -22,6 +22,7 @@ from ..io.config import Config, setting
 from ..io.rundir import RunRecord, staged_run_dir, write_record
 from ..io.sections import ModelSection, TrainSection, WindowDataSection
 from ..io.tables import format_table, labels_first
+from ..io.units import UnitStore
 from ..report.plots import plot_history, plot_policy
 from .cell import DATASETS, TUTORIAL_EPOCHS, check_cell_memory, run_cell, simulate_dataset
 
@@ -136,10 +137,13 @@ class StudyResult:
         )
 
 
-def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
+def run_study(
+    config: StudyConfig, *, progress: bool = True, units: UnitStore | None = None
+) -> StudyResult:
     """Train every (data set, policy) pair on its own simulated data, ``train.seeds``
     replicas at once, and measure them on the validation series against buy-and-hold
-    and the oracle."""
+    and the oracle. With ``units``, finished pairs are kept there and read back on a
+    resumed run."""
     config.validate()
     check_cell_memory(config)
     position = config.model.position
@@ -153,7 +157,8 @@ def run_study(config: StudyConfig, *, progress: bool = True) -> StudyResult:
         )
         for model_name in config.model.models:
             cell = run_cell(dataset, data, model_name, config, progress=progress,
-                            description=f"{dataset}/{model_name} x{config.train.seeds}")
+                            description=f"{dataset}/{model_name} x{config.train.seeds}",
+                            units=units)
             with torch.no_grad():
                 curves[dataset][model_name] = cell.ensemble(grid).mean(0).cpu().numpy()
             labels = {"dataset": dataset, "model": model_name}
@@ -207,8 +212,10 @@ def run(config: StudyConfig, out: str | Path, *, progress: bool = True) -> Study
     config.validate()
     check_cell_memory(config)
     with staged_run_dir(out) as staging:
-        result = run_study(config, progress=progress)
+        units = UnitStore.of(staging)
+        result = run_study(config, progress=progress, units=units)
         write_run(result, staging)
+        units.discard()
     return result
 
 

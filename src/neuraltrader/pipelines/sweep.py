@@ -12,12 +12,16 @@ all (CSCV), and the studentized SPA test of all against buy-and-hold.
 
 from __future__ import annotations
 
+import functools
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from ..core.registry import policy_names
@@ -26,6 +30,7 @@ from ..evaluation.verdicts import judge
 from ..io.config import parse_override, setting, to_dict, with_overrides
 from ..io.rundir import RunRecord, staged_run_dir, write_record
 from ..io.tables import format_table, labels_first
+from ..io.units import Unit, UnitStore
 from .backtest import (
     BacktestConfig,
     WalkForward,
@@ -112,28 +117,55 @@ def grid_cells(base: Any, grid: dict[str, list[str]]) -> list[tuple[dict, Any]]:
     return cells
 
 
-def _study_strategies(cells, progress):  # type: ignore[no-untyped-def]
-    """Yield ``(labels, summary, seed rows, history, gains, benchmark)`` per (cell, data
-    set, policy) of a simulated sweep."""
-    strategies = [(labels, config, dataset, model) for labels, config in cells
-                  for dataset in config.data.datasets for model in config.model.models]
-    for labels, config, dataset, model in tqdm(
-        strategies, desc="sweep", unit="cell", disable=not progress
-    ):
+@dataclass
+class CellOutcome:
+    """What one sweep cell contributes: its ``strategy`` labels, its ``summary`` row,
+    one row per seed, its history, and its per-period returns and buy-and-hold's."""
+
+    strategy: dict[str, Any]
+    summary: dict[str, Any]
+    seeds: pd.DataFrame
+    history: pd.DataFrame
+    gains: np.ndarray
+    benchmark: np.ndarray
+
+    def to_unit(self) -> Unit:
+        return Unit(
+            tensors={"gains": torch.from_numpy(self.gains.copy()),
+                     "benchmark": torch.from_numpy(self.benchmark.copy())},
+            frames={"seeds": self.seeds, "history": self.history},
+            payload={"strategy": self.strategy, "summary": self.summary},
+        )
+
+    @classmethod
+    def from_unit(cls, unit: Unit) -> CellOutcome:
+        return cls(unit.payload["strategy"], unit.payload["summary"], unit.frames["seeds"],
+                   unit.frames["history"], unit.tensors["gains"].numpy(),
+                   unit.tensors["benchmark"].numpy())
+
+
+def _study_jobs(cells: list[tuple[dict, Any]]) -> list[Callable[[], CellOutcome]]:
+    """One job per (cell, data set, policy) of a simulated sweep."""
+    def job(labels: dict, config: Any, dataset: str, model: str) -> CellOutcome:
         cell = run_cell(dataset, simulate_dataset(dataset, config), model, config,
                         progress=False)
-        strategy = labels | {"dataset": dataset, "model": model}
-        yield (strategy, cell.summary, cell.figures, cell.history,
-               cell.gains.numpy(), cell.benchmark.numpy())
+        return CellOutcome(labels | {"dataset": dataset, "model": model}, cell.summary,
+                           cell.figures, cell.history, cell.gains.numpy(),
+                           cell.benchmark.numpy())
+
+    return [functools.partial(job, labels, config, dataset, model)
+            for labels, config in cells
+            for dataset in config.data.datasets for model in config.model.models]
 
 
-def _backtest_strategies(cells, progress):  # type: ignore[no-untyped-def]
-    """The same for a sweep of backtests: one walk-forward backtest per grid point, its
-    out-of-sample daily returns against buy-and-hold's. Each data set is loaded once,
-    and cells that differ only in costs share one trained walk-forward."""
+def _backtest_jobs(cells: list[tuple[dict, Any]]) -> list[Callable[[], CellOutcome]]:
+    """One job per grid point of a sweep of backtests: its out-of-sample daily returns
+    against buy-and-hold's. Each data set is loaded once, and cells that differ only in
+    costs share one trained walk-forward."""
     loaded: dict[str, Any] = {}
     trained: dict[str, WalkForward] = {}
-    for labels, config in tqdm(cells, desc="sweep backtest", unit="cell", disable=not progress):
+
+    def job(labels: dict, config: Any) -> CellOutcome:
         data_key, train_key = repr(to_dict(config.data)), training_key(config)
         if data_key not in loaded:
             loaded[data_key] = load_market_data(config.data)
@@ -141,7 +173,6 @@ def _backtest_strategies(cells, progress):  # type: ignore[no-untyped-def]
             trained[train_key] = walk_forward(config, loaded[data_key], progress=False)
         result = run_backtest(config, loaded[data_key], trained=trained[train_key])
         metrics = result.metrics
-        strategy = labels | {"dataset": metrics["data"]["name"], "model": config.model.kind}
         summary = ({"seeds": config.train.seeds, "epochs": config.train.epochs}
                    | metrics["strategy"]
                    | {"buy_and_hold_sharpe": metrics["buy_and_hold"]["sharpe"],
@@ -149,40 +180,51 @@ def _backtest_strategies(cells, progress):  # type: ignore[no-untyped-def]
                       "train_seconds": metrics["train_seconds"]})
         seeds = pd.DataFrame({"seed": [config.seed + s for s in range(config.train.seeds)],
                               "sharpe": metrics["seed_sharpes"]})
-        yield (strategy, summary, seeds, result.history,
-               result.daily["strategy_return"].to_numpy(),
-               result.daily["buy_and_hold_return"].to_numpy())
+        return CellOutcome(
+            labels | {"dataset": metrics["data"]["name"], "model": config.model.kind},
+            summary, seeds, result.history, result.daily["strategy_return"].to_numpy(),
+            result.daily["buy_and_hold_return"].to_numpy(),
+        )
+
+    return [functools.partial(job, labels, config) for labels, config in cells]
 
 
 def run_sweep(
     base: Any, grid: dict[str, list[str]], *, progress: bool = True, reps: int = 1000,
-    pipeline: str = "study",
+    pipeline: str = "study", units: UnitStore | None = None,
 ) -> SweepResult:
     """Run every cell of ``grid`` through ``pipeline`` (``study``: each (data set,
     policy) one ensemble of ``train.seeds`` replicas; ``backtest``: one walk-forward
-    backtest) and judge the cells together."""
+    backtest) and judge the cells together. With ``units``, each finished cell is kept
+    there and a cell already there is read back, not run again."""
     if pipeline not in PIPELINES:
         raise ConfigError(f"sweep pipeline must be one of {', '.join(PIPELINES)}; got {pipeline!r}")
     cells = grid_cells(base, grid)
-    run_cells = _study_strategies if pipeline == "study" else _backtest_strategies
-    seed_rows, summaries, histories, gains, benchmark = [], [], [], [], []
-    for strategy, summary, seeds, history, returns, reference in run_cells(cells, progress):
-        summaries.append(strategy | summary)
-        seed_rows.append(seeds.assign(**strategy))
-        histories.append(history.assign(**strategy))
-        gains.append(returns)
-        benchmark.append(reference)
+    jobs = (_study_jobs if pipeline == "study" else _backtest_jobs)(cells)
+    outcomes = []
+    for index, job in enumerate(tqdm(jobs, desc=f"sweep {pipeline}", unit="cell",
+                                     disable=not progress)):
+        name = f"cell-{index}"
+        if units is not None and name in units:
+            outcomes.append(CellOutcome.from_unit(units.load(name)))
+            continue
+        outcomes.append(job())
+        if units is not None:
+            units.save(name, outcomes[-1].to_unit())
     leading = [*grid, "dataset", "model", "block", "seed", "epoch"]
-    summary = pd.DataFrame(summaries)
+    summary = pd.DataFrame([o.strategy | o.summary for o in outcomes])
     return SweepResult(
         config=base,
         grid={key: [parse_override(f"{key}={value}")[1] for value in values]
               for key, values in grid.items()},
-        seeds=labels_first(pd.concat(seed_rows, ignore_index=True), leading),
+        seeds=labels_first(pd.concat([o.seeds.assign(**o.strategy) for o in outcomes],
+                                     ignore_index=True), leading),
         summary=summary,
-        history=labels_first(pd.concat(histories, ignore_index=True), leading),
-        verdicts=judge(gains, benchmark, summary[[*grid, "dataset", "model"]], reps=reps,
-                       seed=base.seed, risk_matched=pipeline == "backtest",
+        history=labels_first(pd.concat([o.history.assign(**o.strategy) for o in outcomes],
+                                       ignore_index=True), leading),
+        verdicts=judge([o.gains for o in outcomes], [o.benchmark for o in outcomes],
+                       summary[[*grid, "dataset", "model"]], reps=reps, seed=base.seed,
+                       risk_matched=pipeline == "backtest",
                        sample="out-of-sample" if pipeline == "backtest" else "validation"),
         pipeline=pipeline,
     )
@@ -223,8 +265,10 @@ def sweep(
     if pipeline == "backtest":
         load_market_data(base.data)  # a bad file fails here, before any directory exists
     with staged_run_dir(out) as staging:
-        result = run_sweep(base, grid, progress=progress, pipeline=pipeline)
+        units = UnitStore.of(staging)
+        result = run_sweep(base, grid, progress=progress, pipeline=pipeline, units=units)
         write_sweep(result, staging)
+        units.discard()
     return result
 
 
