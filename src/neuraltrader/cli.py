@@ -17,11 +17,13 @@ EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="FILE.toml", help="TOML file of config values")
+def _add_run_options(parser: argparse.ArgumentParser, example: str) -> None:
+    parser.add_argument("--config", metavar="FILE.toml",
+                        help="TOML file of config values (a run directory's config.toml "
+                        "repeats that run)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-        help="override one config value (repeatable), e.g. --set train.epochs=50",
+        help=f"override one config value (repeatable), e.g. --set {example}",
     )
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/<timestamp>)")
     parser.add_argument("--device", metavar="DEVICE",
@@ -68,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train NeuralTrader and DropoutTrader on random and momentum data, "
         "compare them with buy-and-hold and the oracle, and write a run directory.",
     )
-    _add_run_options(run)
+    run.add_argument("--seeds", type=int, metavar="S",
+                     help="replicas per (data set, model) (train.seeds)")
+    _add_run_options(run, "train.epochs=50")
     run.set_defaults(handler=_run_study)
 
     sweep = commands.add_parser(
@@ -87,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="values of one config key to sweep (repeatable), e.g. --grid model.hidden=2,5,20",
     )
     sweep.add_argument("--seeds", type=int, metavar="S", help="replicas per cell (train.seeds)")
-    _add_run_options(sweep)
+    _add_run_options(sweep, "train.epochs=50")
     sweep.set_defaults(handler=_run_sweep)
 
     backtest = commands.add_parser(
@@ -97,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         "after with frozen weights), and compare the out-of-sample strategy with "
         "buy-and-hold: performance figures and the SPA test.",
     )
-    _add_data_options(backtest.add_mutually_exclusive_group(required=True))
+    _add_data_options(backtest.add_mutually_exclusive_group())
     backtest.add_argument("--model", choices=_RegisteredPolicies(), metavar="POLICY",
                           help="a registered policy: %(choices)s (default mlp)")
     backtest.add_argument("--objective", choices=("mean", "sharpe", "utility"),
@@ -108,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="cost per unit of position change, in basis points (2)")
     backtest.add_argument("--seeds", type=int, metavar="S", help="policies per block (4)")
     backtest.add_argument("--epochs", type=int, metavar="E", help="epochs per block (100)")
-    _add_run_options(backtest)
+    _add_run_options(backtest, "backtest.cost_bps=5")
     backtest.set_defaults(handler=_run_backtest)
 
     report = commands.add_parser(
@@ -121,12 +125,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the tutorial's warm-up studies")
     demos = demo.add_subparsers(dest="demo", required=True, metavar="DEMO")
-    for name, summary in (
-        ("linear", "linear regression by gradient descent, against OLS"),
-        ("classifier", "a small neural classifier, against the Bayes classifier"),
+    for name, summary, example in (
+        ("linear", "linear regression by gradient descent, against OLS", "train.steps=100"),
+        ("classifier", "a small neural classifier, against the Bayes classifier",
+         "train.epochs=5"),
     ):
         parser_for_demo = demos.add_parser(name, help=summary, description=summary)
-        _add_run_options(parser_for_demo)
+        _add_run_options(parser_for_demo, example)
         parser_for_demo.set_defaults(handler=_run_demo)
     return parser
 
@@ -165,6 +170,7 @@ def _run_report(args: argparse.Namespace) -> int:
 def _run_study(args: argparse.Namespace) -> int:
     from .pipelines.study import StudyConfig, results_table, run
 
+    _append_options(args, {"seeds": "train.seeds"})
     return _execute(
         args, StudyConfig,
         lambda config, out, progress: results_table(run(config, out, progress=progress).results),
