@@ -233,10 +233,10 @@ def test_backtest_malformed_csv_exits_2_in_one_line(tmp_path, capsys, text, mess
     assert not out.exists()
 
 
-def test_backtest_needs_exactly_one_source(capsys):
-    with pytest.raises(SystemExit) as raised:
-        main(["backtest"])
-    assert raised.value.code == 2
+def test_backtest_takes_at_most_one_source(capsys, tmp_path):
+    """No source: data.name's default (sp500), so that a config.toml repeats a run."""
+    assert main(["backtest", "--data", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "data.name must be one of 'sp500'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["backtest", "--data", "sp500", "--csv", "x.csv"])
     assert "not allowed with argument" in capsys.readouterr().err

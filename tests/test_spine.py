@@ -150,3 +150,32 @@ def test_every_command_runs_on_the_device(tmp_path, device):
         exact = device == "cpu" or not torch.cuda.is_available()
         tolerance = 0 if exact else 1e-3
         assert ours["valid_return"] == pytest.approx(cpu["valid_return"], abs=tolerance)
+
+
+def test_a_backtest_repeats_itself_from_its_config_toml(tmp_path, capsys):
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert main(["backtest", "--data", "CRUDE", "--epochs", "2", "--seeds", "2", "--set",
+                 "backtest.train_years=10", "--out", str(first), *QUICK]) == 0
+    assert main(["backtest", "--config", str(first / "config.toml"), "--out", str(again),
+                 *QUICK]) == 0
+    assert read_metrics(again)["strategy"] == read_metrics(first)["strategy"]
+    assert read_metrics(first)["data"]["name"] == "crude"  # names are case-insensitive
+
+
+def test_a_csv_run_records_its_file_and_refuses_a_second_source(tmp_path, capsys):
+    prices = tmp_path / "prices.csv"
+    dates = pd.bdate_range("2000-01-03", periods=2600)
+    walk = 100 * (1 + pd.Series(torch.randn(len(dates), generator=torch.Generator()
+                                            .manual_seed(0)).numpy() * 0.01)).cumprod()
+    pd.DataFrame({"date": dates.strftime("%Y-%m-%d"), "A": walk.round(4)}).to_csv(
+        prices, index=False)
+    out = tmp_path / "csv"
+    assert main(["backtest", "--csv", str(prices), "--epochs", "2", "--seeds", "2",
+                 "--out", str(out), *QUICK]) == 0
+    saved = (out / "config.toml").read_text()
+    assert f'csv = "{prices}"' in saved and "name =" not in saved
+    assert main(["backtest", "--config", str(out / "config.toml"), "--data", "sp500",
+                 "--out", str(tmp_path / "both"), *QUICK]) == 2
+    error = capsys.readouterr().err
+    assert "data.name ('sp500') and data.csv" in error and error.count("\n") == 1
+    assert not (tmp_path / "both").exists()

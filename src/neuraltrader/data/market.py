@@ -116,12 +116,13 @@ BUNDLED: dict[str, _Bundled] = {
 
 
 def load(name: str) -> MarketData:
-    """A data set bundled with ``arch`` (no network): one of :data:`BUNDLED`'s names.
+    """A data set bundled with ``arch`` (no network): one of :data:`BUNDLED`'s names, in
+    any case (``SP500`` is ``sp500``).
 
     Prices become simple returns; days on which every asset is missing (exchange
     holidays in the WTI series) are dropped, not filled.
     """
-    check_choice("data set", name, tuple(BUNDLED))
+    name = check_choice("data set", str(name).lower(), tuple(BUNDLED))
     bundled = BUNDLED[name]
     frame = bundled.load().dropna(how="all")
     frame.index = pd.DatetimeIndex(frame.index, name="date")

@@ -42,26 +42,37 @@ from ..io.units import Unit, UnitStore
 from .cell import fit_replicas
 
 WINDOWS = ("expanding", "rolling")
+DEFAULT_DATA = "sp500"
 
 
 @dataclass
 class MarketDataConfig(WindowDataSection):
     """Where the prices come from and how they become inputs: ``[data]``."""
 
-    name: str = "sp500"  # a bundled data set (sp500, nasdaq, wti, crude, frenchdata)
+    name: str | None = None  # a bundled data set (sp500, nasdaq, ...); unset: sp500
     csv: str | None = None  # a CSV file instead of a bundled set
     kind: str = setting("prices", choices=KINDS)  # the CSV holds prices or returns
     fill: str | None = setting(None, choices=tuple(f for f in FILLS if f is not None))
-    date_format: str | None = setting(None)  # strptime format of the CSV's dates; default: inferred
+    date_format: str | None = setting(None)  # strptime format of the CSV's dates; unset: inferred
     sort_dates: bool = setting(False)  # sort the CSV's rows by date instead of refusing
     lag: int = setting(20, ge=1)  # window length L, in periods
     vol_span: int = setting(60, ge=2)  # span of the EWMA volatility that scales the inputs
 
     def check(self) -> None:
-        if self.csv is None and self.name not in BUNDLED:
+        if self.csv is not None and self.name is not None:
+            raise ConfigError(
+                f"data.name ({self.name!r}) and data.csv ({self.csv!r}) both choose the "
+                f"prices: set one (--data NAME or --csv FILE)"
+            )
+        if self.name is not None and self.name.lower() not in BUNDLED:
             raise ConfigError(
                 f"data.name must be one of {', '.join(map(repr, BUNDLED))}; got {self.name!r}"
             )
+
+    @property
+    def bundled(self) -> str:
+        """The bundled data set to load when no CSV is set (names are case-insensitive)."""
+        return (self.name or DEFAULT_DATA).lower()
 
 
 @dataclass
@@ -171,7 +182,7 @@ class BacktestResult:
 def load_market_data(config: MarketDataConfig) -> MarketData:
     """The configured data set: a CSV file if ``csv`` is set, else a bundled one."""
     if config.csv is None:
-        return load(config.name)
+        return load(config.bundled)
     return load_csv(config.csv, kind=config.kind, fill=config.fill, min_rows=config.lag + 2,
                     date_format=config.date_format, sort_dates=config.sort_dates)
 
