@@ -12,14 +12,15 @@ from neuraltrader.errors import ConfigError
 QUICK = ["--no-progress", "--no-report"]
 
 
-@pytest.mark.parametrize("setting", [
-    "data.n_train=1000000000", "data.length=1000000000", "model.hidden=1000000000",
-    "train.seeds=1000000",
+@pytest.mark.parametrize("settings", [
+    ["data.n_train=1000000000"], ["data.length=1000000000"],
+    ["model.hidden=4096", "train.seeds=4096"],  # each at its cap, together too much
 ])
-def test_huge_sizes_are_refused_in_one_line(tmp_path, capsys, setting):
+def test_huge_sizes_are_refused_in_one_line(tmp_path, capsys, settings):
     out = tmp_path / "run"
     # 24 GiB would do on any machine: the estimate, not this machine, decides
-    assert main(["run", "--set", setting, "--set", "train.memory_limit_gb=24",
+    sets = [argument for setting in settings for argument in ("--set", setting)]
+    assert main(["run", *sets, "--set", "train.memory_limit_gb=24",
                  "--out", str(out), *QUICK]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "GiB, more than the 24 GiB train.memory_limit_gb" in error

@@ -3,7 +3,9 @@
 ``[model]`` and ``[train]`` are one class each; a command subclasses a section only to
 change defaults or to add the key that picks its policies (``model.models`` for the
 study and sweeps, which compare several; ``model.kind`` for a backtest, which trades
-one). Every window-based ``[data]`` section has ``lag``.
+one). Every window-based ``[data]`` section has ``lag``. Sizes are capped where a checkpoint
+is (:data:`~neuraltrader.io.checkpoint.MAX_DIMENSION`, ``MAX_SEEDS``), so that every
+run that starts can save its weights.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from .._checks import PositionKind
 from ..core.device import resolve_device
 from ..core.objectives import OBJECTIVES
 from ..core.train import OPTIMIZERS
+from .checkpoint import MAX_DIMENSION, MAX_SEEDS
 from .config import setting
 
 
@@ -21,14 +24,14 @@ from .config import setting
 class WindowDataSection:
     """What every window-based ``[data]`` section has."""
 
-    lag: int = setting(4, ge=1)  # L: window length, in periods
+    lag: int = setting(4, ge=1, le=MAX_DIMENSION)  # L: window length, in periods
 
 
 @dataclass
 class ModelSection:
     """``[model]``: the options registered policies read (see the policy registry)."""
 
-    hidden: int = setting(5, ge=1)  # hidden units H (mlp, dropout, lstm)
+    hidden: int = setting(5, ge=1, le=MAX_DIMENSION)  # hidden units H (mlp, dropout, lstm)
     dropout: float = setting(0.5, ge=0, lt=1)  # dropout rate of the "dropout" policy
     position: PositionKind = "long"  # long ([0, 1]) or long_short ([-1, 1])
 
@@ -52,7 +55,7 @@ class TrainSection(OptimizerSection):
 
     epochs: int | None = setting(None, ge=1)  # passes over the training data
     batch_size: int | None = setting(1000, ge=1)  # windows per step; unset: full batch
-    seeds: int = setting(1, ge=1)  # replicas, trained as one ensemble; figures over them
+    seeds: int = setting(1, ge=1, le=MAX_SEEDS)  # replicas, trained as one ensemble; figures over them
     shuffle: bool = True  # fresh batch order every epoch
     patience: int | None = setting(None, ge=1)  # early stopping: epochs without a better valid
     objective: str = setting("mean", choices=OBJECTIVES)  # mean, sharpe or utility

@@ -35,6 +35,7 @@ from ..errors import ConfigError, DataError
 from ..evaluation.metrics import performance
 from ..evaluation.stats import spa_test
 from ..evaluation.verdicts import risk_matched_differentials
+from ..io.checkpoint import MAX_DIMENSION, MAX_SEEDS
 from ..io.config import Config, setting, to_dict
 from ..io.rundir import RunRecord, staged_run_dir, write_record
 from ..io.sections import ModelSection, TrainSection, WindowDataSection
@@ -55,7 +56,7 @@ class MarketDataConfig(WindowDataSection):
     fill: str | None = setting(None, choices=tuple(f for f in FILLS if f is not None))
     date_format: str | None = setting(None)  # strptime format of the CSV's dates; unset: inferred
     sort_dates: bool = setting(False)  # sort the CSV's rows by date instead of refusing
-    lag: int = setting(20, ge=1)  # window length L, in periods
+    lag: int = setting(20, ge=1, le=MAX_DIMENSION)  # window length L, in periods
     vol_span: int = setting(60, ge=2)  # span of the EWMA volatility that scales the inputs
 
     def check(self) -> None:
@@ -81,7 +82,7 @@ class PolicyConfig(ModelSection):
     ``dropout > 0`` is the ``dropout`` policy."""
 
     kind: str = setting("mlp", choices=policy_names)  # mlp, lstm, linear, ...
-    hidden: int = setting(8, ge=1)
+    hidden: int = setting(8, ge=1, le=MAX_DIMENSION)
     dropout: float = setting(0.0, ge=0, lt=1)
     position: str = setting("long_short", choices=("long", "long_short"))
 
@@ -104,7 +105,7 @@ class FitConfig(TrainSection):
 
     epochs: int | None = setting(100, ge=1)  # epochs per block
     batch_size: int | None = setting(None, ge=1)
-    seeds: int = setting(4, ge=1)  # the strategy trades their average position
+    seeds: int = setting(4, ge=1, le=MAX_SEEDS)  # the strategy trades their average position
     optimizer: str = setting("adam", choices=("rmsprop", "adam", "sgd"))
     shuffle: bool = False
     objective: str = setting("sharpe", choices=("mean", "sharpe", "utility"))
