@@ -1,7 +1,8 @@
+import numpy as np
 import pytest
 
 from neuraltrader import ConfigError
-from neuraltrader.io.config import load_config, to_toml
+from neuraltrader.io.config import FLOAT32_MAX, INT_MAX, load_config, to_toml
 from neuraltrader.pipelines.study import StudyConfig
 
 
@@ -52,6 +53,16 @@ def test_resolved_config_reads_back_unchanged(tmp_path):
          "model.models entry must be one of 'mlp', 'dropout', 'linear', 'lstm'; got 'cnn'"),
         ("data.datasets=[]", "must be a non-empty list of strings"),
         ("seed", "--set expects section.key=value, got 'seed'"),
+        ("seed=18446744073709551616",
+         r"seed must be an integer in \[0, 2\*\*63 - 1 = 9223372036854775807\] \(64 bits"),
+        ("seed=-1", "seed must be an integer >= 0, got -1"),
+        ("train.seeds=9223372036854775808", r"train.seeds must be an integer in \[1, 2\*\*63"),
+        ("seed=" + "1" * 5000, "config key 'seed': Exceeds the limit \\(4300 digits\\)"),
+        ("train.lr=1e39", r"train.lr must be finite in float32 \(\|train.lr\| <= 3.4028235e\+38\)"),
+        ("train.lr=-inf", "train.lr must be a finite number, got -inf"),
+        ("train.lr=" + "9" * 400, "train.lr must be finite in float32.*an integer of 1329 bits"),
+        ("data.n_valid=1", r"data.n_valid \(M=1\) must be at least 2"),
+        ("seed=1\nother = 2", r"config key 'seed' must be an integer, got '1\\nother = 2'"),
     ],
 )
 def test_bad_values_are_named(override, message):
@@ -66,3 +77,29 @@ def test_malformed_or_missing_file(tmp_path):
         load_config(StudyConfig, path)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(StudyConfig, tmp_path / "missing.toml")
+
+
+def test_largest_values_are_accepted():
+    config = load_config(StudyConfig, overrides=[f"seed={2**63 - 1}", "train.lr=3.4e38"])
+    assert config.seed == INT_MAX == 2**63 - 1 and config.train.lr == 3.4e38
+    assert float(np.finfo(np.float32).max) == FLOAT32_MAX
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda path: path.mkdir(), "is a directory, expected a TOML file"),
+        (lambda path: path.write_bytes(b"seed = 1\n\xff\n"), "is not UTF-8 text"),
+        (lambda path: path.write_text("seed = " + "[" * 5000 + "]" * 5000),
+         "values are nested too deeply"),
+    ],
+)
+def test_unreadable_file(tmp_path, make, message):
+    make(tmp_path / "study.toml")
+    with pytest.raises(ConfigError, match=message):
+        load_config(StudyConfig, tmp_path / "study.toml")
+
+
+def test_file_name_with_a_nul_byte():
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_config(StudyConfig, "bad\0name.toml")

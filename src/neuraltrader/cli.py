@@ -145,7 +145,7 @@ def _execute(args: argparse.Namespace, config_class: type, runner: Callable[...,
     if getattr(args, "device", None) is not None:
         args.overrides.append(f"train.device={json.dumps(args.device)}")
     config = load_config(config_class, args.config, args.overrides)
-    out = check_run_dir(args.out) if args.out else default_run_dir()
+    out = check_run_dir(args.out) if args.out is not None else default_run_dir()
     print(runner(config, out, progress=not args.no_progress))
     print(f"run directory: {out}")
     if not args.no_report:

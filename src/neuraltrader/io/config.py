@@ -7,6 +7,11 @@ sections). Unknown keys and values of the wrong type are rejected with a
 :func:`validate`, checks every field against its ``Literal`` choices and the bounds or
 choices given with :func:`setting`, then calls a section's ``check()`` for the rules
 that tie two keys together (``data.length > data.lag``).
+
+Two range rules hold for every key: an integer must fit in 64 bits
+(``[-2**63, 2**63 - 1]``, what TOML can hold; a seed in it, plus one per replica, is
+within ``torch.manual_seed``'s ``[-2**63, 2**64 - 1]``), and a float must be finite in
+float32 (``|x| <= 3.4028235e+38``), the precision of every tensor a value reaches.
 """
 
 from __future__ import annotations
@@ -32,34 +37,74 @@ else:  # pragma: no cover
 
 ConfigT = TypeVar("ConfigT")
 
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # TOML integers; torch.manual_seed takes them all
+FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
+
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``"section.key=value"`` into its key path and value.
 
     The value is read as a TOML value (``5``, ``0.5``, ``true``, ``["a", "b"]``,
-    ``"text"``); anything that is not valid TOML is taken as a bare string, so
-    ``model.models=mlp,dropout`` works from a shell.
+    ``"text"``); anything that is not one valid TOML value is taken as a bare string,
+    so ``model.models=mlp,dropout`` works from a shell.
     """
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"--set expects section.key=value, got {text!r}")
+        raise ConfigError(f"--set expects section.key=value, got {_show(text)}")
     try:
-        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+        document = tomllib.loads(f"value = {raw.strip()}")
     except tomllib.TOMLDecodeError:
-        value = raw.strip()
+        document = {}
+    except (ValueError, RecursionError) as error:  # an integer of > 4300 digits, deep nesting
+        raise ConfigError(f"config key {key.strip()!r}: {_reason(error)}") from None
+    # "1\nother = 2" parses, but as two keys: it is no single value, so it stays a string
+    value = document["value"] if list(document) == ["value"] else raw.strip()
     return key.strip().split("."), value
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """Read a TOML config file; a missing or malformed file is a ``ConfigError``."""
-    path = Path(path)
+    """Read a TOML config file; a missing, unreadable, non-UTF-8 or malformed file (or
+    a directory) is a ``ConfigError``."""
+    name = str(path)
     try:
-        with path.open("rb") as file:
-            return tomllib.load(file)
+        data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        raise ConfigError(f"config file {name!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {name!r} is a directory, expected a TOML file") from None
+    except (OSError, ValueError) as error:  # ValueError: a NUL byte in the name
+        raise ConfigError(f"config file {name!r} cannot be read: {_reason(error)}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"config file {name!r} is not UTF-8 text, as TOML must be: byte "
+            f"{data[error.start]:#04x} at offset {error.start}"
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {error}") from None
+        raise ConfigError(f"config file {name!r} is not valid TOML: {error}") from None
+    except (ValueError, RecursionError) as error:
+        raise ConfigError(f"config file {name!r}: {_reason(error)}") from None
+
+
+def _reason(error: BaseException) -> str:
+    """A one-line reason for ``error``, without Python's advice to the programmer."""
+    if isinstance(error, RecursionError):
+        return "values are nested too deeply"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    return str(error).split(";")[0].replace("\n", " ")
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for a message: an integer too long to print as its size, and a
+    long text cut to ``limit`` characters."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 100:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_config(
@@ -142,13 +187,50 @@ def _check_value(key: str, value: Any, kind: Any, rules: Mapping[str, Any]) -> N
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
     options = typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
-    if int in options and float not in options and set(rules) <= {"ge"}:
-        check_int(key, value, minimum=int(rules.get("ge", -sys.maxsize)))
-        return
-    bounds = {"lower": rules.get("ge", rules.get("gt", -math.inf)),
-              "upper": rules.get("le", rules.get("lt", math.inf)),
-              "lower_open": "gt" in rules, "upper_open": "lt" in rules}
-    check_float(key, value, **bounds)
+    if float in options:
+        _check_float(key, _as_float(key, value), rules)
+    elif set(rules) <= {"ge"}:
+        check_int(key, value, minimum=int(rules.get("ge", INT_MIN)))
+        _check_int64(key, value, rules)
+    else:
+        _check_int64(key, value, rules)
+        check_float(key, value, **_bounds(rules))
+
+
+def _bounds(rules: Mapping[str, Any]) -> dict[str, Any]:
+    return {"lower": rules.get("ge", rules.get("gt", -math.inf)),
+            "upper": rules.get("le", rules.get("lt", math.inf)),
+            "lower_open": "gt" in rules, "upper_open": "lt" in rules}
+
+
+def _check_int64(key: str, value: int, rules: Mapping[str, Any]) -> None:
+    """Refuse an integer outside 64 bits: TOML cannot hold it, and as a seed torch
+    cannot take it (``--set seed=18446744073709551616``)."""
+    if not INT_MIN <= value <= INT_MAX:
+        low = rules.get("ge", rules.get("gt", INT_MIN))
+        raise ConfigError(
+            f"{key} must be an integer in [{low}, 2**63 - 1 = {INT_MAX}] (64 bits: TOML's "
+            f"integers, within torch.manual_seed's range), got {_show(value)}"
+        )
+
+
+def _as_float(key: str, value: int | float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond float64
+        raise ConfigError(
+            f"{key} must be finite in float32 (|{key}| <= {FLOAT32_MAX:.8g}), got {_show(value)}"
+        ) from None
+
+
+def _check_float(key: str, value: float, rules: Mapping[str, Any]) -> None:
+    """The bounds of ``rules``, then float32's range: every float config value may reach
+    a float32 tensor (``train.lr=1e39`` would become ``inf`` there)."""
+    check_float(key, value, **_bounds(rules))
+    if abs(value) > FLOAT32_MAX:
+        raise ConfigError(
+            f"{key} must be finite in float32 (|{key}| <= {FLOAT32_MAX:.8g}), got {value!r}"
+        )
 
 
 def build(config_class: type[ConfigT], values: Mapping[str, Any], prefix: str = "") -> ConfigT:
@@ -165,7 +247,7 @@ def build(config_class: type[ConfigT], values: Mapping[str, Any], prefix: str = 
         kind = hints[name]
         if dataclasses.is_dataclass(kind):
             if not isinstance(value, Mapping):
-                raise ConfigError(f"config key {key!r} is a section; got {value!r}")
+                raise ConfigError(f"config key {key!r} is a section; got {_show(value)}")
             kwargs[name] = build(kind, value, prefix=f"{key}.")
         else:
             kwargs[name] = _coerce(key, value, kind)
@@ -188,7 +270,7 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
         if option is int and isinstance(value, int) and not isinstance(value, bool):
             return value
         if option is float and isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+            return _as_float(key, value)
         if option is str and isinstance(value, str):
             return value
         if typing.get_origin(option) is list:
@@ -196,7 +278,7 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
             if isinstance(items, list) and items and all(isinstance(i, str) for i in items):
                 return items
     expected = " or ".join(_type_name(option) for option in options if option is not type(None))
-    raise ConfigError(f"config key {key!r} must be {expected}, got {value!r}")
+    raise ConfigError(f"config key {key!r} must be {expected}, got {_show(value)}")
 
 
 def _type_name(kind: Any) -> str:
@@ -230,6 +312,6 @@ class Config:
 
 
 __all__ = [
-    "Config", "apply_overrides", "build", "load_config", "parse_override", "read_toml",
-    "setting", "to_dict", "to_toml", "validate", "with_overrides",
+    "FLOAT32_MAX", "INT_MAX", "INT_MIN", "Config", "apply_overrides", "build", "load_config",
+    "parse_override", "read_toml", "setting", "to_dict", "to_toml", "validate", "with_overrides",
 ]

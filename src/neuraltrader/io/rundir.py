@@ -2,18 +2,27 @@
 
 Files are written into a sibling ``.NAME.incomplete-PID`` directory, which is renamed
 to ``NAME`` only after everything is written. A failure removes it; a killed process
-leaves it under a name that says it is incomplete.
+leaves it under a name that says it is incomplete; the next run into the same parent
+removes it once that process is gone, unless it holds finished units to resume from.
+While a run stages ``NAME``, the lock file ``.NAME.lock`` beside it holds the run's
+PID, so a second run into ``NAME`` is refused at its start; a lock whose process is
+gone is stale and taken over.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import math
 import os
+import re
 import shutil
+import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,48 +39,298 @@ if TYPE_CHECKING:
 
 RUN_KINDS = ("study", "sweep", "backtest", "demo")
 
+STAGING_NAME = re.compile(r"\.(?P<name>.+)\.incomplete-(?P<pid>[0-9]{1,10})")
+MAX_PID = 2**31 - 1  # a larger number in a staging name or lock is not a process id
+DEFAULT_NAME_MAX = 255  # bytes per file name, where os.pathconf cannot tell
+STAGING_EXTRA = len("..incomplete-") + len(str(MAX_PID))  # ".NAME.incomplete-PID" - "NAME"
+
+# the directories default_run_dir reserved in this process, each with the root it had to
+# create (or None): a run that fails or never starts removes both if they are empty
+_reserved: dict[Path, Path | None] = {}
+
 
 def default_run_dir(root: str | Path = "runs") -> Path:
-    """``runs/<YYYYmmdd-HHMMSS>``, with a numeric suffix if that name is taken."""
+    """``runs/<YYYYmmdd-HHMMSS>``, with a numeric suffix if that name is taken.
+
+    The name is reserved by creating the directory (empty) with an exclusive ``mkdir``,
+    so two runs started in the same second, in one process or two, get two directories.
+    If no run fills it, :func:`release_run_dir` (or, at the latest, the end of the
+    process) removes it again.
+    """
+    root = Path(root)
+    new_root = None if root.exists() else root
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    candidate = Path(root) / stamp
-    suffix = 2
-    while candidate.exists():
-        candidate = Path(root) / f"{stamp}-{suffix}"
-        suffix += 1
-    return candidate
+    for suffix in itertools.count(1):
+        candidate = root / (stamp if suffix == 1 else f"{stamp}-{suffix}")
+        try:
+            candidate.mkdir(parents=True)
+        except FileExistsError:
+            if candidate.is_dir():
+                continue
+            raise ConfigError(f"cannot create a run directory under {str(root)!r}: "
+                              f"{str(candidate)!r} is a file, not a directory") from None
+        except OSError as error:
+            raise ConfigError(f"cannot create a run directory under {str(root)!r}: "
+                              f"{error.strerror}") from None
+        if not _reserved:
+            atexit.register(_release_all)
+        _reserved[candidate] = new_root
+        return candidate
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def release_run_dir(out: str | Path) -> None:
+    """Give back a name :func:`default_run_dir` reserved, if the run wrote nothing into
+    it (a run refused after the name was chosen). Any other path is left alone."""
+    out = Path(out)
+    if out not in _reserved:
+        return
+    root = _reserved.pop(out)
+    for directory in (out, root):  # rmdir only ever removes an empty directory
+        if directory is not None:
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+
+
+def _release_all() -> None:
+    # at exit: a reserved name whose run never started (refused in between) is removed
+    for out in list(_reserved):
+        release_run_dir(out)
 
 
 def check_run_dir(out: str | Path) -> Path:
-    """Refuse an output path that exists and is not an empty directory."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ConfigError(f"output directory {str(out)!r} already exists and is not empty")
+    """Refuse an output path that cannot become a new run directory, before any work.
+
+    Refused: an empty path; a path that exists and is not an empty directory; a path
+    under a regular file; a name longer than the file system allows (with room for the
+    staging name ``.NAME.incomplete-PID``); and a path whose nearest existing parent
+    does not accept new directories (read-only, ``/proc``, no permission).
+    """
+    text = os.fspath(out)
+    if not text or "\0" in text:
+        raise ConfigError(f"output directory must be a non-empty path without NUL bytes, "
+                          f"got {text!r}")
+    out = Path(text)
+    state = _stat(out)
+    if state is not None and not stat.S_ISDIR(state.st_mode):
+        raise ConfigError(f"output directory {text!r} already exists and is a file")
+    if state is not None and not _is_empty(out):
+        raise ConfigError(f"output directory {text!r} already exists and is not empty")
+    parent = _nearest_directory(out.parent, text)
+    _check_name_lengths(out.parts[len(parent.parts):], _name_max(parent), text)
+    _check_writable(parent, text)
     return out
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    """``path``'s status, or ``None`` where it cannot exist as a directory to use
+    (missing, under a file, a name too long, not searchable)."""
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _is_empty(directory: Path) -> bool:
+    try:
+        with os.scandir(directory) as entries:
+            return next(entries, None) is None
+    except OSError:
+        return False
+
+
+def _nearest_directory(path: Path, text: str) -> Path:
+    """``path`` or its nearest ancestor that exists, which must be a directory."""
+    for candidate in (path, *path.parents):
+        state = _stat(candidate)
+        if state is None:
+            continue
+        if not stat.S_ISDIR(state.st_mode):
+            raise ConfigError(f"output directory {text!r} cannot be created: "
+                              f"{str(candidate)!r} is a file, not a directory")
+        return candidate
+    raise ConfigError(f"output directory {text!r}: no parent of it exists")
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), or no answer
+        return DEFAULT_NAME_MAX
+
+
+def _check_name_lengths(names: tuple[str, ...], name_max: int, text: str) -> None:
+    """Refuse any new path component longer than ``name_max`` bytes; the last one is
+    first written as ``.NAME.incomplete-PID``, so it must fit with that around it."""
+    for index, name in enumerate(names):
+        room = name_max - (STAGING_EXTRA if index == len(names) - 1 else 0)
+        size = len(os.fsencode(name))
+        if size > room:
+            raise ConfigError(
+                f"output directory {_short(text)}: a name of {size} bytes is too long, at "
+                f"most {room} fit here (this file system allows {name_max} bytes per name, "
+                f"and the run is staged as '.NAME.incomplete-PID')"
+            )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
+def _check_writable(directory: Path, text: str) -> None:
+    """Refuse a directory that does not accept a new directory. ``os.access`` is not
+    enough: root passes it where the file system still refuses (``/proc``), so a probe
+    directory is made and removed at once."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".neuraltrader-probe-", dir=directory)
+    except OSError as error:
+        raise ConfigError(f"output directory {text!r} cannot be created: {str(directory)!r} "
+                          f"does not accept new directories ({error.strerror})") from None
+    os.rmdir(probe)
+
+
+def _staging_name(name: str) -> str:
+    return f".{name}.incomplete-{os.getpid()}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (another user's included)."""
+    if pid == os.getpid():
+        return True
+    if os.name == "nt":  # there os.kill(pid, 0) would end the process: assume alive
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+def _read_pid(lock: Path) -> int | str | None:
+    """The PID in ``lock``; its text if that is no PID; ``None`` if it is gone."""
+    try:
+        text = lock.read_text(encoding="utf-8", errors="replace").strip()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return ""
+    return int(text) if text.isascii() and text.isdigit() and 0 < int(text) <= MAX_PID else text
+
+
+def _acquire_lock(out: Path) -> Path:
+    """Create ``.NAME.lock`` beside ``out`` holding this process's PID.
+
+    A lock held by a live process refuses the run; a lock whose PID is gone (or that
+    holds no PID) is stale and taken over. An empty lock is being written by its
+    creator, so it counts as held.
+    """
+    lock = out.parent / f".{out.name}.lock"
+    for _ in range(5):
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _read_pid(lock)
+            if holder == "" or (isinstance(holder, int) and pid_alive(holder)):
+                owner = f"process {holder}" if holder else "another process"
+                raise ConfigError(
+                    f"output directory {str(out)!r} is being written by {owner} (lock file "
+                    f"{str(lock)!r}); wait for it to finish or choose another --out"
+                ) from None
+            _remove_stale_lock(lock, holder)
+            continue
+        except OSError as error:
+            raise ConfigError(
+                f"cannot lock output directory {str(out)!r}: {error.strerror}"
+            ) from None
+        with os.fdopen(descriptor, "w") as file:
+            file.write(f"{os.getpid()}\n")
+        return lock
+    raise ConfigError(f"cannot lock output directory {str(out)!r}: {str(lock)!r} keeps "
+                      f"reappearing")
+
+
+def _remove_stale_lock(lock: Path, holder: int | str | None) -> None:
+    # Re-read just before unlinking, so a lock taken over meanwhile is left alone. The
+    # window that remains is harmless to the data: the final rename refuses a non-empty
+    # run directory, so two runs can never both fill ``out``.
+    if holder is not None and _read_pid(lock) == holder:
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
+def _release_lock(lock: Path) -> None:
+    if _read_pid(lock) == os.getpid():
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+
+
+def remove_stale_staging(parent: Path, name: str | None = None) -> list[Path]:
+    """Remove the ``.NAME.incomplete-PID`` directories in ``parent`` whose process is
+    gone (a run killed before it could clean up); return them.
+
+    One that holds finished units (``units/``, :mod:`neuraltrader.io.units`) is kept, for
+    a resumed run, unless ``name`` is given: then only the staging directories of run
+    directory ``name`` are removed, all of them, as ``name`` has just been completed.
+    """
+    from .units import UNITS
+
+    try:
+        with os.scandir(parent) as iterator:
+            entries = list(iterator)
+    except OSError:
+        return []
+    removed = []
+    for entry in entries:
+        match = STAGING_NAME.fullmatch(entry.name)
+        if not match or not entry.is_dir(follow_symlinks=False):
+            continue
+        pid = int(match["pid"])
+        resumable = name is None and os.path.isdir(os.path.join(entry.path, UNITS))
+        if (name in (None, match["name"]) and not resumable and 0 < pid <= MAX_PID
+                and not pid_alive(pid)):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    return removed
 
 
 @contextlib.contextmanager
 def staged_run_dir(out: str | Path) -> Iterator[Path]:
     """Yield a staging directory that becomes ``out`` when the block succeeds.
 
-    ``out`` is checked first (:func:`check_run_dir`), so a bad path fails before any
-    work. If the block raises, the staging directory is removed and ``out`` is left
-    as it was.
+    ``out`` is checked first (:func:`check_run_dir`) and locked (``.NAME.lock``), so a
+    bad path or a second run into the same ``out`` fails before any work; staging
+    directories of killed runs in the same parent are removed
+    (:func:`remove_stale_staging`). If the block raises, the staging directory is
+    removed and ``out`` is left as it was (an empty directory reserved by
+    :func:`default_run_dir` is removed too).
     """
     out = check_run_dir(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.incomplete-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
     try:
-        yield staging
-        check_run_dir(out)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"cannot create {str(out.parent)!r}: {error.strerror}") from None
+    lock = _acquire_lock(out)
+    try:
+        remove_stale_staging(out.parent)
+        staging = out.parent / _staging_name(out.name)
         shutil.rmtree(staging, ignore_errors=True)
-        raise
+        staging.mkdir()
+        try:
+            yield staging
+            check_run_dir(out)
+            if out.exists():
+                out.rmdir()
+            os.replace(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _reserved.pop(out, None)  # filled: no longer a reservation to give back
+        remove_stale_staging(out.parent, out.name)
+    finally:
+        _release_lock(lock)
+        release_run_dir(out)  # after a failure: the empty reserved directory, if any
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -143,6 +402,6 @@ def write_record(record: RunRecord, directory: Path) -> None:
 
 
 __all__ = [
-    "RUN_KINDS", "RunRecord", "check_run_dir", "default_run_dir", "staged_run_dir",
-    "write_json", "write_record",
+    "RUN_KINDS", "RunRecord", "check_run_dir", "default_run_dir", "pid_alive",
+    "release_run_dir", "remove_stale_staging", "staged_run_dir", "write_json", "write_record",
 ]

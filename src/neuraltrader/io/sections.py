@@ -55,7 +55,7 @@ class TrainSection(OptimizerSection):
 
     epochs: int | None = setting(None, ge=1)  # passes over the training data
     batch_size: int | None = setting(1000, ge=1)  # windows per step; unset: full batch
-    seeds: int = setting(1, ge=1, le=MAX_SEEDS)  # replicas, trained as one ensemble; figures over them
+    seeds: int = setting(1, ge=1, le=MAX_SEEDS)  # replicas, trained as one ensemble
     shuffle: bool = True  # fresh batch order every epoch
     patience: int | None = setting(None, ge=1)  # early stopping: epochs without a better valid
     objective: str = setting("mean", choices=OBJECTIVES)  # mean, sharpe or utility

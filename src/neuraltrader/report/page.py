@@ -66,18 +66,159 @@ def run_kind(metrics: dict[str, Any]) -> str:
     return "demo"
 
 
+# metrics.json nests 5 deep; a deeper (tampered) file would overflow the page's recursion
+MAX_DEPTH = 32
+
+# what the page reads from a sweep's verdicts, beside a "note" that stands alone: "number"
+# is a JSON number or null (a NaN when written), "object" a JSON object, "any" anything
+VERDICT_FIELDS: dict[str, Any] = {
+    "strategies": "any",
+    "best": "object",
+    "deflated_sharpe": {"deflated_sharpe_ratio": "number", "sharpe": "number",
+                        "expected_max_sharpe": "number", "trials": "any"},
+    "spa": {"p_value": "number", "p_value_lower": "number", "p_value_upper": "number",
+            "reps": "any"},
+}
+PBO_FIELDS: dict[str, Any] = {"pbo": "number", "splits": "any",
+                              "logit_quantiles": {"50%": "number"},
+                              "degradation_slope": "number"}
+
+
 def _read_metrics(run_dir: Path) -> dict[str, Any]:
+    """``metrics.json`` of ``run_dir``, checked to have the shape the page reads
+    (:func:`check_metrics`); anything else is a one-line ``DataError``."""
     path = run_dir / "metrics.json"
     if not run_dir.is_dir():
         raise DataError(f"run directory {str(run_dir)!r} does not exist")
     try:
-        return json.loads(path.read_text())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DataError(
             f"{str(run_dir)!r} has no metrics.json: not a finished neuraltrader run directory"
         ) from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise DataError(f"{path}: unreadable metrics.json ({error})") from None
+    except OSError as error:
+        raise DataError(f"{str(path)!r}: unreadable metrics.json ({error.strerror})") from None
+    metrics = _parse_json(data, path)
+    check_metrics(metrics, path)
+    return metrics
+
+
+def _parse_json(data: bytes, path: Path) -> Any:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{str(path)!r}: metrics.json is not UTF-8 text (byte "
+                        f"{data[error.start]:#04x} at offset {error.start})") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise DataError(f"{str(path)!r}: metrics.json is nested too deeply to read") from None
+    except ValueError as error:  # malformed JSON, or an integer of more than 4300 digits
+        reason = str(error).split(";")[0]
+        raise DataError(f"{str(path)!r}: unreadable metrics.json ({reason})") from None
+
+
+def check_metrics(metrics: Any, path: Path) -> None:
+    """Refuse ``metrics`` (read from ``path``) unless it has the shape the page reads:
+    an object at most :data:`MAX_DEPTH` deep; ``results``, if present, a list of
+    objects; for a sweep, ``verdicts`` with the figures it states (and ``grid``, if
+    present, an object)."""
+    where = repr(str(path))
+    if not isinstance(metrics, dict):
+        raise DataError(f"{where}: metrics.json must hold a JSON object, got {_json_kind(metrics)}")
+    if _deeper_than(metrics, MAX_DEPTH):
+        raise DataError(f"{where}: metrics.json nests deeper than {MAX_DEPTH} levels")
+    results = metrics.get("results", [])
+    if not isinstance(results, list):
+        raise DataError(f"{where}: 'results' must be a list of objects, got {_json_kind(results)}")
+    for index, record in enumerate(results):
+        if not isinstance(record, dict):
+            raise DataError(f"{where}: 'results' must be a list of objects; entry {index} is "
+                            f"{_json_kind(record)}")
+    if run_kind(metrics) == "sweep":
+        _check_sweep(metrics, where)
+
+
+def _check_sweep(metrics: dict[str, Any], where: str) -> None:
+    if not isinstance(metrics.get("grid", {}), dict):
+        raise DataError(f"{where}: 'grid' must be an object of swept keys, got "
+                        f"{_json_kind(metrics['grid'])}")
+    if "verdicts" not in metrics:
+        raise DataError(f"{where}: a sweep's metrics.json must hold 'verdicts'")
+    verdicts = metrics["verdicts"]
+    if not isinstance(verdicts, dict):
+        raise DataError(f"{where}: 'verdicts' must be an object, got {_json_kind(verdicts)}")
+    if "note" in verdicts:
+        if not isinstance(verdicts["note"], str):
+            raise DataError(f"{where}: verdicts.note must be a string, got "
+                            f"{_json_kind(verdicts['note'])}")
+        return
+    _check_fields(verdicts, VERDICT_FIELDS, "verdicts", where)
+    if "pbo" in verdicts:
+        _check_fields(verdicts, {"pbo": PBO_FIELDS}, "verdicts", where)
+
+
+def _check_fields(value: dict[str, Any], fields: dict[str, Any], key: str, where: str) -> None:
+    """Refuse ``value`` (at ``key``) unless it has every field of ``fields``, each of
+    its kind (see :data:`VERDICT_FIELDS`)."""
+    for name, kind in fields.items():
+        path = f"{key}.{name}"
+        if name not in value:
+            raise DataError(f"{where}: {path} is missing (the report states it)")
+        item = value[name]
+        if isinstance(kind, dict) or kind == "object":
+            if not isinstance(item, dict):
+                raise DataError(f"{where}: {path} must be an object, got {_json_kind(item)}")
+            if isinstance(kind, dict):
+                _check_fields(item, kind, path, where)
+        elif kind == "number" and not (item is None or _is_number(item)):
+            raise DataError(f"{where}: {path} must be a number, got {_json_kind(item)}")
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:  # an integer beyond float64 cannot be formatted as one
+        return False
+    return True
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, for a message: ``null``, ``a list of 3``, ``the number 5``."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, int | float):
+        return f"the number {value!r}" if _is_number(value) else "a number beyond float range"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return f"a list of {len(value)}" if isinstance(value, list) else "an object"
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and objects nest more than ``limit`` deep in ``value`` (iterative:
+    the point is not to recurse)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _nan_for_null(value: Any) -> Any:
+    """``value`` with every ``null`` (a NaN when written) back to NaN, so that figures
+    format as ``nan``."""
+    if isinstance(value, dict):
+        return {key: _nan_for_null(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_nan_for_null(item) for item in value]
+    return math.nan if value is None else value
 
 
 def _format(value: Any) -> str:
@@ -187,6 +328,30 @@ def _figure_png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+def _read_table(path: Path) -> pd.DataFrame:
+    """The CSV at ``path``, or a one-line ``DataError`` if it cannot be parsed."""
+    try:
+        return pd.read_csv(path)
+    except (OSError, ValueError) as error:  # pandas' parser errors are ValueErrors
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(f"{str(path)!r}: unreadable {path.name} ({reason})") from None
+
+
+def _require_columns(
+    table: pd.DataFrame, path: Path, labels: list[str], numbers: list[str]
+) -> None:
+    """Refuse a table without rows, or without the columns ``labels`` and ``numbers``,
+    or whose ``numbers`` columns are not numeric: the page plots them."""
+    missing = [column for column in [*labels, *numbers] if column not in table]
+    if missing:
+        raise DataError(f"{str(path)!r}: {path.name} lacks the column(s) {', '.join(missing)}")
+    if table.empty:
+        raise DataError(f"{str(path)!r}: {path.name} has no rows")
+    for column in numbers:
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            raise DataError(f"{str(path)!r}: {path.name} column {column!r} must hold numbers")
+
+
 def _run_figures(run_dir: Path, metrics: dict[str, Any]) -> list[tuple[str, bytes]]:
     """``(caption, PNG bytes)``: the run's PNGs, then pictures only the report draws."""
     from .plots import plot_seed_returns, plot_sweep_heatmaps
@@ -196,23 +361,26 @@ def _run_figures(run_dir: Path, metrics: dict[str, Any]) -> list[tuple[str, byte
         return (prefixes[0] if prefixes else len(FIGURE_ORDER), path.stem)
 
     figures = [(path.stem.replace("_", " "), path.read_bytes())
-               for path in sorted(run_dir.glob("*.png"), key=rank)]
+               for path in sorted(run_dir.glob("*.png"), key=rank) if path.is_file()]
     kind = run_kind(metrics)
     seeds_csv = run_dir / "seeds.csv"
-    if kind == "study" and seeds_csv.exists():
-        seeds = pd.read_csv(seeds_csv)
+    if kind == "study" and seeds_csv.is_file():
+        seeds = _read_table(seeds_csv)
         if "valid_return_se" in seeds:
+            _require_columns(seeds, seeds_csv, ["dataset", "model"],
+                             ["valid_return", "valid_return_se"])
             figures.append((
                 "validation return over seeds against the spread expected with no edge",
                 _figure_png(plot_seed_returns(seeds)),
             ))
     summary_csv = run_dir / "summary.csv"
-    if kind == "sweep" and summary_csv.exists() and metrics.get("grid"):
+    if kind == "sweep" and summary_csv.is_file() and metrics.get("grid"):
         keys = list(metrics["grid"])
-        summary = pd.read_csv(summary_csv)
+        summary = _read_table(summary_csv)
         # simulated sweeps: validation return; sweeps of backtests: out-of-sample Sharpe
         value, words = (("valid_return", "validation return") if "valid_return" in summary
                         else ("sharpe", "out-of-sample Sharpe ratio"))
+        _require_columns(summary, summary_csv, [*keys, "dataset", "model"], [value])
         figures.append((
             f"{words} over {' and '.join(keys[:2])}",
             _figure_png(plot_sweep_heatmaps(summary, keys, value)),
@@ -220,13 +388,23 @@ def _run_figures(run_dir: Path, metrics: dict[str, Any]) -> list[tuple[str, byte
     return figures
 
 
+def _config_text(path: Path) -> str:
+    """``config.toml`` as shown on the page (undecodable bytes as U+FFFD: it is only
+    shown, never read back)."""
+    if not path.is_file():
+        return "(no config.toml)"
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise DataError(f"{str(path)!r}: unreadable config.toml ({error.strerror})") from None
+
+
 def render_report(run_dir: str | Path) -> str:
     """The report page of ``run_dir`` as HTML text."""
     run_dir = Path(run_dir)
     metrics = _read_metrics(run_dir)
     kind = run_kind(metrics)
-    config_path = run_dir / "config.toml"
-    config_text = config_path.read_text() if config_path.exists() else "(no config.toml)"
+    config_text = _config_text(run_dir / "config.toml")
     sections = [
         f"<h1>neuraltrader {html.escape(kind)}: {html.escape(run_dir.resolve().name)}</h1>",
         f'<p class="meta">neuraltrader {html.escape(str(metrics.get("version", "?")))}; '
@@ -234,7 +412,7 @@ def render_report(run_dir: str | Path) -> str:
     ]
     if kind == "sweep":
         items = "".join(f"<li>{html.escape(line)}</li>"
-                        for line in verdict_lines(metrics["verdicts"]))
+                        for line in verdict_lines(_nan_for_null(metrics["verdicts"])))
         sections.append(f'<h2>Verdicts</h2><ul class="verdicts">{items}</ul>')
     sections.append(f'<h2>Results</h2><div class="scroll">{results_html(metrics)}</div>')
     figures = "".join(
@@ -264,4 +442,4 @@ def write_report(run_dir: str | Path) -> Path:
     return target
 
 
-__all__ = ["render_report", "results_html", "run_kind", "write_report"]
+__all__ = ["check_metrics", "render_report", "results_html", "run_kind", "write_report"]
