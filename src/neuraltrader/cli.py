@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from . import __version__
 from .errors import ConfigError, NeuralTraderError
@@ -115,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(backtest, "backtest.cost_bps=5")
     backtest.set_defaults(handler=_run_backtest)
 
+    resume = commands.add_parser(
+        "resume", help="finish a killed or interrupted run",
+        description="Finish the run that was being written into RUN_DIR when it was "
+        "killed or interrupted: its finished units (study pairs, sweep cells, backtest "
+        "blocks) are kept, only the missing ones are computed, and the run ends as an "
+        "uninterrupted one would.",
+    )
+    resume.add_argument("run_dir", metavar="RUN_DIR", help="the interrupted run's --out")
+    resume.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    resume.add_argument("--no-report", action="store_true",
+                        help="do not write report.html into the run directory")
+    resume.set_defaults(handler=_run_resume)
+
     report = commands.add_parser(
         "report", help="write RUN_DIR/report.html, one self-contained page",
         description="Write RUN_DIR/report.html: config, results table and plots of a "
@@ -147,6 +161,12 @@ def _execute(args: argparse.Namespace, config_class: type, runner: Callable[...,
     config = load_config(config_class, args.config, args.overrides)
     out = check_run_dir(args.out) if args.out is not None else default_run_dir()
     print(runner(config, out, progress=not args.no_progress))
+    _finish(args, out)
+    return 0
+
+
+def _finish(args: argparse.Namespace, out: Path) -> None:
+    """Name the finished run directory and write its report unless ``--no-report``."""
     print(f"run directory: {out}")
     if not args.no_report:
         from .report import write_report
@@ -157,6 +177,13 @@ def _execute(args: argparse.Namespace, config_class: type, runner: Callable[...,
             stop.args = (f"{out} is complete but has no report; write it with "
                          f"`neuraltrader report {out}`",)
             raise
+
+
+def _run_resume(args: argparse.Namespace) -> int:
+    from .pipelines.resume import resume
+
+    print(resume(args.run_dir, progress=not args.no_progress))
+    _finish(args, Path(args.run_dir))
     return 0
 
 

@@ -15,6 +15,7 @@ import atexit
 import contextlib
 import dataclasses
 import datetime as dt
+import glob
 import itertools
 import json
 import math
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .config import to_dict, to_toml
 
 if TYPE_CHECKING:
@@ -295,8 +296,45 @@ def remove_stale_staging(parent: Path, name: str | None = None) -> list[Path]:
     return removed
 
 
+REQUEST = "request.json"  # what a staging directory is computing, for a resumed run
+
+
+def _stale_stagings(out: Path) -> list[Path]:
+    """Staging directories of run directory ``out`` whose process is gone, newest first."""
+    stale = []
+    for path in out.parent.glob(f".{glob.escape(out.name)}.incomplete-*"):
+        match = STAGING_NAME.fullmatch(path.name)
+        if match and match["name"] == out.name and path.is_dir() and not pid_alive(
+            int(match["pid"])
+        ):
+            stale.append(path)
+    return sorted(stale, key=lambda path: path.stat().st_mtime, reverse=True)
+
+
+def _read_request(staging: Path) -> dict[str, Any] | None:
+    try:
+        request = json.loads((staging / REQUEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return request if isinstance(request, dict) else None
+
+
+def interrupted_request(out: str | Path) -> dict[str, Any]:
+    """What the killed or interrupted run into ``out`` was computing (its request, as
+    :func:`staged_run_dir` recorded it), for ``neuraltrader resume``."""
+    out = Path(out)
+    for staging in _stale_stagings(out):
+        request = _read_request(staging)
+        if request is not None:
+            return request
+    raise DataError(
+        f"no interrupted run to resume at {str(out)!r}: no .{out.name}.incomplete-PID "
+        f"directory of a finished process with a {REQUEST} beside it"
+    )
+
+
 @contextlib.contextmanager
-def staged_run_dir(out: str | Path) -> Iterator[Path]:
+def staged_run_dir(out: str | Path, request: dict[str, Any] | None = None) -> Iterator[Path]:
     """Yield a staging directory that becomes ``out`` when the block succeeds.
 
     ``out`` is checked first (:func:`check_run_dir`) and locked (``.NAME.lock``), so a
@@ -305,6 +343,12 @@ def staged_run_dir(out: str | Path) -> Iterator[Path]:
     (:func:`remove_stale_staging`). If the block raises, the staging directory is
     removed and ``out`` is left as it was (an empty directory reserved by
     :func:`default_run_dir` is removed too).
+
+    ``request`` (JSON: the kind of run and its config) is recorded in the staging
+    directory. A killed or interrupted run into the same ``out`` with the same request
+    left its finished units there (:mod:`neuraltrader.io.units`): that staging
+    directory is taken over, so the run resumes. An interrupt (Ctrl-C, SIGTERM) keeps
+    a staging directory that holds finished units, and says how to resume.
     """
     out = check_run_dir(out)
     try:
@@ -313,24 +357,40 @@ def staged_run_dir(out: str | Path) -> Iterator[Path]:
         raise ConfigError(f"cannot create {str(out.parent)!r}: {error.strerror}") from None
     lock = _acquire_lock(out)
     try:
-        remove_stale_staging(out.parent)
         staging = out.parent / _staging_name(out.name)
         shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir()
+        earlier = next((path for path in _stale_stagings(out)
+                        if request is not None and _read_request(path) == request), None)
+        if earlier is not None:
+            os.replace(earlier, staging)
+        remove_stale_staging(out.parent)
+        staging.mkdir(exist_ok=earlier is not None)
+        if request is not None:
+            write_json(staging / REQUEST, request)
         try:
             yield staging
+            (staging / REQUEST).unlink(missing_ok=True)
             check_run_dir(out)
             if out.exists():
                 out.rmdir()
             os.replace(staging, out)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+        except BaseException as error:
+            if not isinstance(error, Exception) and _holds_units(staging):
+                error.args = (f"finished work kept; resume with `neuraltrader resume {out}`",)
+            else:
+                shutil.rmtree(staging, ignore_errors=True)
             raise
         _reserved.pop(out, None)  # filled: no longer a reservation to give back
         remove_stale_staging(out.parent, out.name)
     finally:
         _release_lock(lock)
         release_run_dir(out)  # after a failure: the empty reserved directory, if any
+
+
+def _holds_units(staging: Path) -> bool:
+    from .units import UNITS
+
+    return any((staging / UNITS).glob("[!.]*"))
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -402,6 +462,7 @@ def write_record(record: RunRecord, directory: Path) -> None:
 
 
 __all__ = [
+    "REQUEST", "interrupted_request",
     "RUN_KINDS", "RunRecord", "check_run_dir", "default_run_dir", "pid_alive",
     "release_run_dir", "remove_stale_staging", "staged_run_dir", "write_json", "write_record",
 ]

@@ -491,7 +491,7 @@ def backtest(
     backtest and write its run directory at ``out``."""
     config.validate()
     data = load_market_data(config.data)
-    with staged_run_dir(out) as staging:
+    with staged_run_dir(out, {"kind": "backtest", "config": to_dict(config)}) as staging:
         units = UnitStore.of(staging)
         result = run_backtest(config, data, progress=progress, units=units)
         write_backtest(result, staging)

@@ -264,7 +264,8 @@ def sweep(
             check_cell_memory(config)
     if pipeline == "backtest":
         load_market_data(base.data)  # a bad file fails here, before any directory exists
-    with staged_run_dir(out) as staging:
+    request = {"kind": "sweep", "pipeline": pipeline, "grid": grid, "config": to_dict(base)}
+    with staged_run_dir(out, request) as staging:
         units = UnitStore.of(staging)
         result = run_sweep(base, grid, progress=progress, pipeline=pipeline, units=units)
         write_sweep(result, staging)

@@ -1,0 +1,111 @@
+"""Kill a real run, resume it, and get what an uninterrupted run gives (timings aside),
+computing only the units the killed run had not finished."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from neuraltrader.cli import main
+from neuraltrader.pipelines import cell, sweep
+
+QUICK = ["--no-progress", "--no-report"]
+SWEEP = ["sweep", "--grid", "model.hidden=2,3,4,5", "--set", "data.n_train=200",
+         "--set", "train.epochs=150", "--seeds", "2"]
+BACKTEST = ["backtest", "--data", "crude", "--epochs", "40", "--seeds", "2",
+            "--set", "backtest.train_years=10"]
+
+
+def without_timings(value):
+    if isinstance(value, dict):
+        return {key: without_timings(item) for key, item in value.items()
+                if not key.endswith("seconds")}
+    if isinstance(value, list):
+        return [without_timings(item) for item in value]
+    return value
+
+
+def metrics(out):
+    return without_timings(json.loads((out / "metrics.json").read_text()))
+
+
+def start_and_kill(arguments, out, unit, signum=signal.SIGKILL):
+    """Start the CLI in a subprocess and send ``signum`` once unit ``unit`` is written."""
+    process = subprocess.Popen([sys.executable, "-m", "neuraltrader", *arguments, "--out",
+                                str(out), *QUICK], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob(f".{out.name}.incomplete-*/units/{unit}")):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the unit never appeared"
+        time.sleep(0.02)
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    return process.returncode, stderr
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("uninterrupted")
+    for name, arguments in (("sweep", SWEEP), ("backtest", BACKTEST)):
+        assert main([*arguments, "--out", str(root / name), *QUICK]) == 0
+    return root
+
+
+def test_a_killed_sweep_resumes_computing_only_the_missing_cells(
+    tmp_path, uninterrupted, monkeypatch, capsys
+):
+    out = tmp_path / "sweep"
+    status, _ = start_and_kill(SWEEP, out, "cell-1")
+    assert status == -signal.SIGKILL and not out.exists()
+    finished = len(list(tmp_path.glob(".sweep.incomplete-*/units/cell-*")))
+    assert 2 <= finished < 4
+    computed = []
+    original = sweep.run_cell
+    monkeypatch.setattr(sweep, "run_cell", lambda *a, **k: computed.append(a) or original(*a, **k))
+    assert main(["resume", str(out), *QUICK]) == 0
+    assert len(computed) == 4 - finished  # only the missing cells
+    assert metrics(out) == metrics(uninterrupted / "sweep")
+    assert list(tmp_path.iterdir()) == [out]  # no staging, lock or units left
+    assert not (out / "units").exists() and not (out / "request.json").exists()
+    assert "SPA test" in capsys.readouterr().out
+
+
+def test_an_interrupted_backtest_keeps_its_blocks_and_resumes(tmp_path, uninterrupted):
+    out = tmp_path / "backtest"
+    status, stderr = start_and_kill(BACKTEST, out, "block-2", signal.SIGINT)
+    assert status == 130
+    assert stderr == ("neuraltrader: interrupted; finished work kept; resume with "
+                      f"`neuraltrader resume {out}`\n")
+    assert main(["resume", str(out), *QUICK]) == 0
+    assert metrics(out) == metrics(uninterrupted / "backtest")
+
+
+def test_rerunning_the_same_command_resumes_and_another_config_starts_afresh(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "study"
+    study = ["run", "--set", "data.n_train=100", "--set", "train.epochs=400"]
+    start_and_kill(study, out, "random-mlp")
+    trained = []
+    original = cell._measured_cell
+    monkeypatch.setattr(cell, "_measured_cell",
+                        lambda *a, **k: trained.append(a[:3:2]) or original(*a, **k))
+    assert main([*study, "--set", "train.lr=0.02", "--out", str(out), *QUICK]) == 0
+    assert ("random", "mlp") in trained  # another config: nothing taken over
+    trained.clear()
+    again = tmp_path / "again"
+    start_and_kill(study, again, "random-mlp")
+    assert main([*study, "--out", str(again), *QUICK]) == 0
+    assert ("random", "mlp") not in trained and len(trained) == 3
+
+
+def test_nothing_to_resume_is_one_line(tmp_path, capsys):
+    assert main(["resume", str(tmp_path / "never"), *QUICK]) == 2
+    error = capsys.readouterr().err
+    assert "no interrupted run to resume" in error and error.count("\n") == 1
