@@ -11,6 +11,7 @@ single policy (statistics of shape ``()``) or an
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol
 
 import pandas as pd
 import torch
@@ -186,6 +187,66 @@ class _BestWeights:
         for parameter, best in zip(model.parameters(), self.weights, strict=True):
             parameter.copy_(best)
 
+    def state(self) -> dict[str, Any]:
+        return {"value": self.value, "epoch": self.epoch, "active": self.active,
+                "weights": self.weights}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        device = self.value.device
+        self.value, self.epoch, self.active = (
+            state[key].to(device) for key in ("value", "epoch", "active")
+        )
+        self.weights = [weights.to(device) for weights in state["weights"]]
+
+
+class TrainingState(Protocol):
+    """Where :func:`fit` keeps its state every ``every`` epochs and finds it again: a
+    killed training resumes from the last state kept, with the same weights, optimizer
+    moments, history and random-number streams, so it ends as if never stopped."""
+
+    every: int
+
+    def load(self) -> dict[str, Any] | None: ...
+
+    def save(self, state: dict[str, Any]) -> None: ...
+
+
+def _snapshot(
+    epochs_done: int, model: nn.Module, optimizer: torch.optim.Optimizer,
+    shufflers: list[torch.Generator], best: _BestWeights | None, history: torch.Tensor,
+) -> dict[str, Any]:
+    """Everything the next epoch depends on, after ``epochs_done`` epochs."""
+    return {
+        "epochs_done": epochs_done,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "shufflers": [generator.get_state() for generator in shufflers],
+        "masks": [generator.get_state() for generator in getattr(model, "mask_generators", [])],
+        "global_rng": torch.get_rng_state(),
+        "history": history[:epochs_done],
+        "best": best.state() if best is not None else None,
+    }
+
+
+def _restore(
+    snapshot: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+    shufflers: list[torch.Generator], best: _BestWeights | None, history: torch.Tensor,
+) -> int:
+    """Put ``snapshot`` back; return the number of epochs it had done."""
+    model.load_state_dict(snapshot["model"])
+    optimizer.load_state_dict(snapshot["optimizer"])
+    for generator, state in zip(shufflers, snapshot["shufflers"], strict=True):
+        generator.set_state(state)
+    for generator, state in zip(getattr(model, "mask_generators", []), snapshot["masks"],
+                                strict=True):
+        generator.set_state(state)
+    torch.set_rng_state(snapshot["global_rng"])
+    done = int(snapshot["epochs_done"])
+    history[:done] = snapshot["history"].to(history.device)
+    if best is not None:
+        best.load_state(snapshot["best"])
+    return done
+
 
 def fit(
     model: nn.Module,
@@ -204,6 +265,7 @@ def fit(
     seeds: int | Sequence[int] | None = None,
     patience: int | None = None,
     restore_best: bool | None = None,
+    state: TrainingState | None = None,
 ) -> pd.DataFrame:
     """Train ``model`` in place by gradient ascent on ``objective``; return its history.
 
@@ -242,6 +304,9 @@ def fit(
     restore_best
         End with each replica's weights of its best validation epoch rather than its
         last; default: whenever ``patience`` is set.
+    state
+        Keep the training state there every ``state.every`` epochs, and start from the
+        state found there (a resumed run); see :class:`TrainingState`.
 
     Returns
     -------
@@ -288,7 +353,12 @@ def fit(
     history = torch.empty(epochs, *shape, len(HISTORY_COLUMNS), device=device)
     stopped = torch.zeros((), dtype=torch.bool, device=device)
     last = epochs - 1
-    for epoch in tqdm(range(epochs), desc=description, disable=not progress, leave=False):
+    start = 0
+    snapshot = state.load() if state is not None else None
+    if snapshot is not None:
+        start = _restore(snapshot, model, optim, shufflers, best, history)
+    for epoch in tqdm(range(start, epochs), desc=description, disable=not progress,
+                      leave=False, initial=start, total=epochs):
         order = None
         if shuffle:
             for shuffler, row in zip(shufflers, orders, strict=True):
@@ -310,6 +380,8 @@ def fit(
         if done:
             last = epoch
             break
+        if state is not None and (epoch + 1) % state.every == 0 and epoch + 1 < epochs:
+            state.save(_snapshot(epoch + 1, model, optim, shufflers, best, history))
     if best is not None and restore_best:
         best.restore(model)
     return _history_frame(history[: last + 1].cpu(), model, best)
@@ -339,4 +411,6 @@ def _history_frame(
     return frame.sort_values(["seed", "epoch"], kind="stable").reset_index(drop=True)
 
 
-__all__ = ["HISTORY_COLUMNS", "evaluate", "fit", "make_optimizer", "train_epoch"]
+__all__ = [
+    "HISTORY_COLUMNS", "TrainingState", "evaluate", "fit", "make_optimizer", "train_epoch",
+]

@@ -62,6 +62,7 @@ class TrainSection(OptimizerSection):
     risk_aversion: float = setting(1.0, ge=0)  # lambda of the utility objective
     turnover_penalty: float = setting(0.0, ge=0)  # objective minus this × mean |Δ position|
     memory_limit_gb: float | None = setting(None, gt=0)  # unset: what the device has
+    checkpoint_every: int | None = setting(None, ge=1)  # epochs between kept training states
 
 
 __all__ = ["ModelSection", "OptimizerSection", "TrainSection", "WindowDataSection"]

@@ -56,6 +56,15 @@ class UnitStore:
     def __contains__(self, name: str) -> bool:
         return (self.directory / name / PAYLOAD).exists()
 
+    def remove(self, name: str) -> None:
+        """Forget unit ``name`` (a training state whose unit has finished)."""
+        shutil.rmtree(self.directory / name, ignore_errors=True)
+
+    def training_state(self, name: str, every: int | None) -> TrainingStateFile | None:
+        """Where unit ``name``'s training keeps its state every ``every`` epochs
+        (``train.checkpoint_every``); ``None`` when ``every`` is unset."""
+        return TrainingStateFile(self, name, every) if every else None
+
     def discard(self) -> None:
         """Remove every unit: the run is complete, its files hold all of them."""
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -104,4 +113,50 @@ class UnitStore:
         return Unit(own, frames, stored["payload"], models)
 
 
-__all__ = ["UNITS", "Unit", "UnitStore"]
+class TrainingStateFile:
+    """A unit's training state (:class:`~neuraltrader.core.train.TrainingState`), kept
+    as a unit of its own, ``NAME.training``, until the unit finishes."""
+
+    def __init__(self, store: UnitStore, name: str, every: int) -> None:
+        self.store, self.name, self.every = store, f"{name}.training", every
+
+    def load(self) -> dict[str, Any] | None:
+        if self.name not in self.store:
+            return None
+        unit = self.store.load(self.name)
+        return _unflatten(unit.payload["skeleton"], unit.tensors)
+
+    def save(self, state: dict[str, Any]) -> None:
+        tensors: dict[str, torch.Tensor] = {}
+        self.store.save(self.name, Unit(tensors=tensors,
+                                        payload={"skeleton": _flatten(state, tensors)}))
+
+    def finish(self) -> None:
+        self.store.remove(self.name)
+
+
+def _flatten(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """``value`` as JSON, its tensors moved into ``tensors`` (by a key it refers to);
+    dicts become key-value pairs so that integer keys (an optimizer's state) stay ints."""
+    if isinstance(value, torch.Tensor):
+        key = str(len(tensors))
+        tensors[key] = value.detach().cpu().clone()
+        return {"tensor": key}
+    if isinstance(value, dict):
+        return {"pairs": [[key, _flatten(item, tensors)] for key, item in value.items()]}
+    if isinstance(value, list | tuple):
+        return {"list": [_flatten(item, tensors) for item in value]}
+    return {"value": value}
+
+
+def _unflatten(value: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Any:
+    if "tensor" in value:
+        return tensors[value["tensor"]]
+    if "pairs" in value:
+        return {key: _unflatten(item, tensors) for key, item in value["pairs"]}
+    if "list" in value:
+        return [_unflatten(item, tensors) for item in value["list"]]
+    return value["value"]
+
+
+__all__ = ["UNITS", "TrainingStateFile", "Unit", "UnitStore"]

@@ -39,7 +39,7 @@ from ..io.checkpoint import MAX_DIMENSION, MAX_SEEDS
 from ..io.config import Config, setting, to_dict
 from ..io.rundir import RunRecord, staged_run_dir, write_record
 from ..io.sections import ModelSection, TrainSection, WindowDataSection
-from ..io.units import Unit, UnitStore
+from ..io.units import TrainingStateFile, Unit, UnitStore
 from .cell import fit_replicas
 
 WINDOWS = ("expanding", "rolling")
@@ -239,7 +239,8 @@ def _rows(
 
 
 def _train_block(
-    block: Block, windows: torch.Tensor, returns: torch.Tensor, config: BacktestConfig
+    block: Block, windows: torch.Tensor, returns: torch.Tensor, config: BacktestConfig,
+    state: TrainingStateFile | None = None,
 ) -> tuple[torch.Tensor, pd.DataFrame]:
     """Train ``train.seeds`` policies on ``block`` as one ensemble (replica s starts from
     seed ``config.seed + s``); return their test positions ``(S, A, n)`` and history."""
@@ -254,7 +255,7 @@ def _train_block(
     # the epoch is chosen on the validation block: end with each replica's best weights
     ensemble, history, _ = fit_replicas(template, config, train, valid,
                                         epochs=config.train.epochs, objective=objective,
-                                        restore_best=True)
+                                        restore_best=True, state=state)
     with torch.no_grad():
         held = ensemble.eval()(test_windows.reshape(-1, config.data.lag))  # (S, A * n)
     return held.unflatten(-1, (len(returns), -1)), history
@@ -377,10 +378,14 @@ def walk_forward(
             unit = units.load(name)
             positions, history = unit.tensors["positions"].to(device), unit.frames["history"]
         else:
-            positions, history = _train_block(block, windows, panel, config)
+            state = (units.training_state(name, config.train.checkpoint_every)
+                     if units is not None else None)
+            positions, history = _train_block(block, windows, panel, config, state)
             if units is not None:
                 units.save(name, Unit(tensors={"positions": positions},
                                       frames={"history": history}))
+            if state is not None:
+                state.finish()
         held.append(positions)
         test_dates = dates[block.test]
         histories.append(history.assign(block=number))

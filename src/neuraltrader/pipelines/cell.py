@@ -28,7 +28,7 @@ from ..core.windows import generate_sequences
 from ..data.reference import buy_and_hold_position, oracle_position
 from ..data.simulate import AR1, IIDNormal, ReturnProcess
 from ..evaluation.stats import SIGNIFICANCE, one_sided_p_value, per_series_gains, sharpe_ratio
-from ..io.units import Unit, UnitStore
+from ..io.units import TrainingStateFile, Unit, UnitStore
 
 DATASETS = ("random", "momentum")
 # The tutorial trains 500 epochs on random data (to show overfitting) and 250 on momentum.
@@ -115,6 +115,7 @@ def fit_replicas(
     train: tuple[torch.Tensor, torch.Tensor], valid: tuple[torch.Tensor, torch.Tensor], *,
     epochs: int, objective: Objective = mean_return, restore_best: bool | None = None,
     progress: bool = False, description: str | None = None,
+    state: TrainingStateFile | None = None,
 ) -> tuple[Ensemble, pd.DataFrame, float]:
     """Train ``train.seeds`` replicas of ``template``'s architecture (replica s: seed
     ``config.seed + s``) in one vectorised pass on ``train.device``, as ``[train]``
@@ -130,7 +131,7 @@ def fit_replicas(
         ensemble, train, valid, epochs=epochs, lr=settings.lr,
         batch_size=settings.batch_size or len(train[1]), shuffle=settings.shuffle,
         optimizer=settings.optimizer, patience=settings.patience, restore_best=restore_best,
-        objective=objective, progress=progress, description=description,
+        objective=objective, progress=progress, description=description, state=state,
     )
     return ensemble, history, time.perf_counter() - started
 
@@ -138,12 +139,13 @@ def fit_replicas(
 def train_replicas(
     name: str, data: SimulatedData, config: Any, *, epochs: int,
     progress: bool = True, description: str | None = None,
+    state: TrainingStateFile | None = None,
 ) -> tuple[Ensemble, pd.DataFrame, float]:
     """:func:`fit_replicas` of registered policy ``name`` on a simulated data set."""
     with torch.random.fork_rng(devices=[]):  # the template's own weights are not used
         template = policy_spec(name, "model.models entry").build(config.data.lag, config.model)
     return fit_replicas(template, config, data.train, data.valid, epochs=epochs,
-                        progress=progress, description=description)
+                        progress=progress, description=description, state=state)
 
 
 def valid_positions(ensemble: Ensemble, data: SimulatedData) -> torch.Tensor:
@@ -232,29 +234,36 @@ class CellResult:
 def run_cell(
     dataset: str, data: SimulatedData, model: str, config: Any, *,
     progress: bool = True, description: str | None = None,
-    units: UnitStore | None = None,
+    units: UnitStore | None = None, state: TrainingStateFile | None = None,
 ) -> CellResult:
     """Train policy ``model``'s replicas on ``data`` and measure them (see module doc).
 
     With ``units``, the finished cell is kept there as ``dataset-model``, and a cell
-    already there is read back instead of trained again (a resumed run).
+    already there is read back instead of trained again (a resumed run); its training
+    keeps its state there every ``train.checkpoint_every`` epochs. ``state`` names
+    another place for that state (a sweep keeps its cells itself).
     """
     name = f"{dataset}-{model}"
     if units is not None and name in units:
         return CellResult.from_unit(units.load(name, resolve_device(config.train.device)))
-    cell = _measured_cell(dataset, data, model, config, progress, description)
+    if state is None and units is not None:
+        state = units.training_state(name, config.train.checkpoint_every)
+    cell = _measured_cell(dataset, data, model, config, progress, description, state)
     if units is not None:
         units.save(name, cell.to_unit())
+    if state is not None:
+        state.finish()
     return cell
 
 
 def _measured_cell(
     dataset: str, data: SimulatedData, model: str, config: Any, progress: bool,
-    description: str | None,
+    description: str | None, state: TrainingStateFile | None = None,
 ) -> CellResult:
     epochs = config.train.epochs_for(dataset)
     ensemble, history, seconds = train_replicas(
-        model, data, config, epochs=epochs, progress=progress, description=description
+        model, data, config, epochs=epochs, progress=progress, description=description,
+        state=state,
     )
     positions = valid_positions(ensemble, data)
     figures = seed_figures(history, positions, data, ensemble.seeds,

@@ -117,6 +117,10 @@ def grid_cells(base: Any, grid: dict[str, list[str]]) -> list[tuple[dict, Any]]:
     return cells
 
 
+# a sweep cell's work: given where finished work is kept and the cell's name there
+Job = Callable[["UnitStore | None", str], "CellOutcome"]
+
+
 @dataclass
 class CellOutcome:
     """What one sweep cell contributes: its ``strategy`` labels, its ``summary`` row,
@@ -144,11 +148,14 @@ class CellOutcome:
                    unit.tensors["benchmark"].numpy())
 
 
-def _study_jobs(cells: list[tuple[dict, Any]]) -> list[Callable[[], CellOutcome]]:
+def _study_jobs(cells: list[tuple[dict, Any]]) -> list[Job]:
     """One job per (cell, data set, policy) of a simulated sweep."""
-    def job(labels: dict, config: Any, dataset: str, model: str) -> CellOutcome:
+    def job(labels: dict, config: Any, dataset: str, model: str,
+            units: UnitStore | None, name: str) -> CellOutcome:
+        state = (units.training_state(name, config.train.checkpoint_every)
+                 if units is not None else None)
         cell = run_cell(dataset, simulate_dataset(dataset, config), model, config,
-                        progress=False)
+                        progress=False, state=state)
         return CellOutcome(labels | {"dataset": dataset, "model": model}, cell.summary,
                            cell.figures, cell.history, cell.gains.numpy(),
                            cell.benchmark.numpy())
@@ -158,14 +165,15 @@ def _study_jobs(cells: list[tuple[dict, Any]]) -> list[Callable[[], CellOutcome]
             for dataset in config.data.datasets for model in config.model.models]
 
 
-def _backtest_jobs(cells: list[tuple[dict, Any]]) -> list[Callable[[], CellOutcome]]:
+def _backtest_jobs(cells: list[tuple[dict, Any]]) -> list[Job]:
     """One job per grid point of a sweep of backtests: its out-of-sample daily returns
     against buy-and-hold's. Each data set is loaded once, and cells that differ only in
-    costs share one trained walk-forward."""
+    costs share one trained walk-forward (kept per cell, not per block: a killed sweep
+    of backtests retrains an unfinished cell from its start)."""
     loaded: dict[str, Any] = {}
     trained: dict[str, WalkForward] = {}
 
-    def job(labels: dict, config: Any) -> CellOutcome:
+    def job(labels: dict, config: Any, units: UnitStore | None, name: str) -> CellOutcome:
         data_key, train_key = repr(to_dict(config.data)), training_key(config)
         if data_key not in loaded:
             loaded[data_key] = load_market_data(config.data)
@@ -208,7 +216,7 @@ def run_sweep(
         if units is not None and name in units:
             outcomes.append(CellOutcome.from_unit(units.load(name)))
             continue
-        outcomes.append(job())
+        outcomes.append(job(units, name))
         if units is not None:
             units.save(name, outcomes[-1].to_unit())
     leading = [*grid, "dataset", "model", "block", "seed", "epoch"]
