@@ -568,7 +568,7 @@ def _to_returns(
         raise DataError(
             f"{source}: asset {asset!r} has a missing value on {_when(date)}"
             f"{_row_note(rows, date, asset)} after its first observation; fill the gap or "
-            "pass fill='ffill' (a zero return for the gap)"
+            "fill it with a zero return (--set data.fill=ffill, or fill='ffill' in Python)"
         )
     if kind == "prices":
         _check_bound(frame, frame <= 0, source, rows, "price", "is not positive",
@@ -599,7 +599,7 @@ def _check_ends(
     raise DataError(
         f"{source}: asset {asset!r} ends on {_when(date)}{_row_note(rows, date, asset)} but "
         f"the file runs to {_when(frame.index[-1])}; expected a value on the last date for "
-        "every asset (fill='ffill' fills only gaps between two values): drop the asset or "
+        "every asset (data.fill=ffill fills only gaps between two values): drop the asset or "
         "cut the file where it ends"
     )
 
