@@ -183,7 +183,11 @@ def test_a_failure_while_writing_leaves_nothing_that_looks_done(tmp_path, monkey
     out = tmp_path / "run"
     with pytest.raises(OSError, match="disk full"):
         main(["run", *SMALL, "--out", str(out)])
-    assert list(tmp_path.iterdir()) == []
+    # no run directory; only the visibly incomplete staging with the finished units
+    assert [p.name.split("-")[0] for p in tmp_path.iterdir()] == [".run.incomplete"]
+    monkeypatch.undo()
+    assert main(["run", *SMALL, "--out", str(out)]) == 0  # the same command completes it
+    assert list(tmp_path.iterdir()) == [out] and (out / "metrics.json").read_text() != "{}"
 
 
 def test_console_script_version_and_exit_code(tmp_path):

@@ -154,3 +154,42 @@ def test_a_run_killed_while_writing_its_files_resumes(tmp_path):
     assert main(["resume", str(out), *QUICK]) == 0
     assert metrics(out) == metrics(whole)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in whole.iterdir())
+
+
+def test_an_interrupt_while_writing_files_keeps_the_units_for_resume_in_process(
+    tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C in the middle of the final writes (weights half written) keeps the finished
+    units; `resume`, even in the same process (a notebook), clears the half-written files
+    and completes the run."""
+    from neuraltrader.pipelines import study as study_module
+
+    study = ["run", "--set", "data.n_train=60", "--set", "train.epochs=5"]
+    whole = tmp_path / "whole"
+    assert main([*study, "--out", str(whole), *QUICK]) == 0
+
+    def interrupted(result, directory):
+        (directory / "weights").mkdir()
+        (directory / "metrics.json").write_text("{")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(study_module, "write_run", interrupted)
+    out = tmp_path / "run"
+    assert main([*study, "--out", str(out), *QUICK]) == 130
+    assert "finished work kept; resume with" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert main(["resume", str(out), *QUICK]) == 0
+    assert metrics(out) == metrics(whole)
+    assert sorted(tmp_path.iterdir()) == [out, whole]
+
+
+def test_a_lock_left_empty_by_a_dead_creator_expires(tmp_path):
+    import os
+
+    out = tmp_path / "run"
+    lock = tmp_path / ".run.lock"
+    lock.write_text("")
+    os.utime(lock, (time.time() - 60, time.time() - 60))
+    assert main(["run", "--set", "data.n_train=60", "--set", "train.epochs=2",
+                 "--out", str(out), *QUICK]) == 0
+    assert not lock.exists()

@@ -24,6 +24,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -233,6 +234,9 @@ def _acquire_lock(out: Path) -> Path:
             descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             holder = _read_pid(lock)
+            if holder == "" and _age_seconds(lock) > EMPTY_LOCK_SECONDS:
+                _remove_stale_lock(lock, holder)  # its creator died before writing it
+                continue
             if holder == "" or (isinstance(holder, int) and pid_alive(holder)):
                 owner = f"process {holder}" if holder else "another process"
                 raise ConfigError(
@@ -250,6 +254,16 @@ def _acquire_lock(out: Path) -> Path:
         return lock
     raise ConfigError(f"cannot lock output directory {str(out)!r}: {str(lock)!r} keeps "
                       f"reappearing")
+
+
+EMPTY_LOCK_SECONDS = 10.0
+
+
+def _age_seconds(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _remove_stale_lock(lock: Path, holder: int | str | None) -> None:
@@ -300,13 +314,16 @@ REQUEST = "request.json"  # what a staging directory is computing, for a resumed
 
 
 def _stale_stagings(out: Path) -> list[Path]:
-    """Staging directories of run directory ``out`` whose process is gone, newest first."""
+    """Staging directories of run directory ``out`` that no run is writing, newest first:
+    their process is gone, or it is this one (an interrupted call in a notebook; this
+    process holds no lock on ``out`` while it looks)."""
     stale = []
     for path in out.parent.glob(f".{glob.escape(out.name)}.incomplete-*"):
         match = STAGING_NAME.fullmatch(path.name)
-        if match and match["name"] == out.name and path.is_dir() and not pid_alive(
-            int(match["pid"])
-        ):
+        if not (match and match["name"] == out.name and path.is_dir()):
+            continue
+        pid = int(match["pid"])
+        if pid == os.getpid() or not pid_alive(pid):
             stale.append(path)
     return sorted(stale, key=lambda path: path.stat().st_mtime, reverse=True)
 
@@ -358,13 +375,19 @@ def staged_run_dir(out: str | Path, request: dict[str, Any] | None = None) -> It
     lock = _acquire_lock(out)
     try:
         staging = out.parent / _staging_name(out.name)
-        shutil.rmtree(staging, ignore_errors=True)
-        earlier = next((path for path in _stale_stagings(out)
-                        if request is not None and _read_request(path) == request), None)
-        if earlier is not None:
+        # this process's own earlier try (an interrupted call in a notebook), else a
+        # dead process's, with the same request: take its finished units over
+        candidates = [staging, *_stale_stagings(out)] if request is not None else []
+        earlier = next((path for path in candidates
+                        if path.is_dir() and _read_request(path) == request), None)
+        if earlier is None:
+            shutil.rmtree(staging, ignore_errors=True)
+        elif earlier != staging:
+            shutil.rmtree(staging, ignore_errors=True)
             os.replace(earlier, staging)
         remove_stale_staging(out.parent)
-        staging.mkdir(exist_ok=earlier is not None)
+        staging.mkdir(exist_ok=True)
+        _keep_only_units(staging)
         if request is not None:
             write_json(staging / REQUEST, request)
         try:
@@ -375,16 +398,32 @@ def staged_run_dir(out: str | Path, request: dict[str, Any] | None = None) -> It
                 out.rmdir()
             os.replace(staging, out)
         except BaseException as error:
-            if not isinstance(error, Exception) and _holds_units(staging):
-                error.args = (f"finished work kept; resume with `neuraltrader resume {out}`",)
-            else:
+            # finished units survive any failure (an interrupt, a full disk, a device out
+            # of memory): the same command, or `resume`, takes them over
+            if not _holds_units(staging):
                 shutil.rmtree(staging, ignore_errors=True)
+            elif not isinstance(error, Exception):
+                error.args = (f"finished work kept; resume with `neuraltrader resume {out}`",)
             raise
         _reserved.pop(out, None)  # filled: no longer a reservation to give back
         remove_stale_staging(out.parent, out.name)
     finally:
         _release_lock(lock)
         release_run_dir(out)  # after a failure: the empty reserved directory, if any
+
+
+def _keep_only_units(staging: Path) -> None:
+    """Clear a taken-over staging directory of everything but its finished units and
+    request: files its earlier try had begun to write are written again."""
+    from .units import UNITS
+
+    for entry in staging.iterdir():
+        if entry.name in (UNITS, REQUEST):
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _holds_units(staging: Path) -> bool:

@@ -251,8 +251,8 @@ def run_cell(
     cell = _measured_cell(dataset, data, model, config, progress, description, state)
     if units is not None:
         units.save(name, cell.to_unit())
-    if state is not None:
-        state.finish()
+        if state is not None:  # ours: kept with the unit (a sweep's go with its cells)
+            state.finish()
     return cell
 
 
