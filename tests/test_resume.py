@@ -193,3 +193,18 @@ def test_a_lock_left_empty_by_a_dead_creator_expires(tmp_path):
     assert main(["run", "--set", "data.n_train=60", "--set", "train.epochs=2",
                  "--out", str(out), *QUICK]) == 0
     assert not lock.exists()
+
+
+def test_a_request_sees_the_csv_contents_version_and_device(tmp_path):
+    from neuraltrader.io.rundir import run_request
+    from neuraltrader.pipelines.backtest import BacktestConfig
+
+    prices = tmp_path / "prices.csv"
+    prices.write_text("date,A\n2020-01-02,100\n")
+    config = BacktestConfig()
+    config.data.csv = str(prices)
+    first = run_request("backtest", config)
+    assert first["device"] == "cpu" and first["version"] and first["kind"] == "backtest"
+    assert run_request("backtest", config) == first
+    prices.write_text("date,A\n2020-01-02,101\n")  # same path, other prices
+    assert run_request("backtest", config) != first

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import glob
+import hashlib
 import itertools
 import json
 import math
@@ -313,6 +314,26 @@ def remove_stale_staging(parent: Path, name: str | None = None) -> list[Path]:
 REQUEST = "request.json"  # what a staging directory is computing, for a resumed run
 
 
+def run_request(kind: str, config: Any, **extra: Any) -> dict[str, Any]:
+    """What a run computes, recorded in its staging directory so that only a run of the
+    same request takes its finished units over: the ``kind``, the config, any ``extra``
+    (a sweep's grid), the package version, the resolved device, and the SHA-256 of a
+    CSV file the config reads (a path alone would not see the file change)."""
+    from .. import __version__
+    from ..core.device import resolve_device
+
+    request = {"kind": kind, "version": __version__,
+               "device": str(resolve_device(config.train.device)),
+               "config": to_dict(config)} | extra
+    csv = getattr(config.data, "csv", None)
+    if csv is not None:
+        try:
+            request["csv_sha256"] = hashlib.sha256(Path(csv).read_bytes()).hexdigest()
+        except OSError as error:
+            raise DataError(f"cannot read {csv!r}: {error.strerror}") from None
+    return request
+
+
 def _stale_stagings(out: Path) -> list[Path]:
     """Staging directories of run directory ``out`` that no run is writing, newest first:
     their process is gone, or it is this one (an interrupted call in a notebook; this
@@ -501,7 +522,7 @@ def write_record(record: RunRecord, directory: Path) -> None:
 
 
 __all__ = [
-    "REQUEST", "interrupted_request",
+    "REQUEST", "interrupted_request", "run_request",
     "RUN_KINDS", "RunRecord", "check_run_dir", "default_run_dir", "pid_alive",
     "release_run_dir", "remove_stale_staging", "staged_run_dir", "write_json", "write_record",
 ]

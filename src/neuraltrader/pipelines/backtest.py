@@ -37,7 +37,7 @@ from ..evaluation.stats import spa_test
 from ..evaluation.verdicts import risk_matched_differentials
 from ..io.checkpoint import MAX_DIMENSION, MAX_SEEDS
 from ..io.config import Config, setting, to_dict
-from ..io.rundir import RunRecord, staged_run_dir, write_record
+from ..io.rundir import RunRecord, run_request, staged_run_dir, write_record
 from ..io.sections import ModelSection, TrainSection, WindowDataSection
 from ..io.units import TrainingStateFile, Unit, UnitStore
 from .cell import fit_replicas
@@ -496,7 +496,7 @@ def backtest(
     backtest and write its run directory at ``out``."""
     config.validate()
     data = load_market_data(config.data)
-    with staged_run_dir(out, {"kind": "backtest", "config": to_dict(config)}) as staging:
+    with staged_run_dir(out, run_request("backtest", config)) as staging:
         units = UnitStore.of(staging)
         result = run_backtest(config, data, progress=progress, units=units)
         write_backtest(result, staging)

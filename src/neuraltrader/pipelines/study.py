@@ -18,8 +18,8 @@ from ..core.ensemble import Ensemble
 from ..core.registry import policy_names
 from ..data.reference import oracle_position
 from ..errors import ConfigError
-from ..io.config import Config, setting, to_dict
-from ..io.rundir import RunRecord, staged_run_dir, write_record
+from ..io.config import Config, setting
+from ..io.rundir import RunRecord, run_request, staged_run_dir, write_record
 from ..io.sections import ModelSection, TrainSection, WindowDataSection
 from ..io.tables import format_table, labels_first
 from ..io.units import UnitStore
@@ -211,7 +211,7 @@ def run(config: StudyConfig, out: str | Path, *, progress: bool = True) -> Study
     """Run the study and write its run directory at ``out`` (complete, or not at all)."""
     config.validate()
     check_cell_memory(config)
-    with staged_run_dir(out, {"kind": "study", "config": to_dict(config)}) as staging:
+    with staged_run_dir(out, run_request("study", config)) as staging:
         units = UnitStore.of(staging)
         result = run_study(config, progress=progress, units=units)
         write_run(result, staging)

@@ -28,7 +28,7 @@ from ..core.registry import policy_names
 from ..errors import ConfigError
 from ..evaluation.verdicts import judge
 from ..io.config import parse_override, setting, to_dict, with_overrides
-from ..io.rundir import RunRecord, staged_run_dir, write_record
+from ..io.rundir import RunRecord, run_request, staged_run_dir, write_record
 from ..io.tables import format_table, labels_first
 from ..io.units import Unit, UnitStore
 from .backtest import (
@@ -272,7 +272,7 @@ def sweep(
             check_cell_memory(config)
     if pipeline == "backtest":
         load_market_data(base.data)  # a bad file fails here, before any directory exists
-    request = {"kind": "sweep", "pipeline": pipeline, "grid": grid, "config": to_dict(base)}
+    request = run_request("sweep", base, pipeline=pipeline, grid=grid)
     with staged_run_dir(out, request) as staging:
         units = UnitStore.of(staging)
         result = run_sweep(base, grid, progress=progress, pipeline=pipeline, units=units)
