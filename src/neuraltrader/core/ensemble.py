@@ -75,13 +75,16 @@ class Ensemble(nn.Module):
     def replicas(self) -> int:
         return len(self.seeds)
 
-    def _fresh_replicas(self) -> list[WindowPolicy]:
-        """One policy per seed, each initialised under ``seeded(seed)``."""
-        replicas = []
+    def _fresh_replicas(self) -> tuple[list[WindowPolicy], list[torch.Tensor]]:
+        """One policy per seed, each initialised under ``seeded(seed)``, and the state
+        of torch's global generator right after each initialisation (where the solo
+        run's dropout masks start)."""
+        replicas, states = [], []
         for seed in self.seeds:
             with seeded(seed):
                 replicas.append(self.policy_class(**self.arguments))
-        return replicas
+                states.append(torch.get_rng_state())
+        return replicas, states
 
     def replica_state(self, index: int) -> dict[str, torch.Tensor]:
         """Replica ``index``'s weights as the policy's own ``state_dict``."""
@@ -122,14 +125,10 @@ class TraderEnsemble(Ensemble):
                 f"{type(template).__name__}; use make_ensemble() for any other policy"
             )
         super().__init__(template, seeds)
-        replicas, self.mask_generators = [], []
-        for seed, replica in zip(self.seeds, self._fresh_replicas(), strict=True):
-            replicas.append(replica)
-            with seeded(seed):  # the global generator right after initialisation
-                self.policy_class(**self.arguments)
-                generator = torch.Generator()
-                generator.set_state(torch.get_rng_state())
-            self.mask_generators.append(generator)
+        replicas, states = self._fresh_replicas()
+        self.mask_generators = [torch.Generator() for _ in states]
+        for generator, state in zip(self.mask_generators, states, strict=True):
+            generator.set_state(state)
 
         def stacked(name: str) -> nn.Parameter:
             return nn.Parameter(torch.stack([r.get_parameter(name).detach() for r in replicas]))
@@ -191,7 +190,7 @@ class FunctionalEnsemble(Ensemble):
 
     def __init__(self, template: WindowPolicy, seeds: int | Sequence[int]) -> None:
         super().__init__(template, seeds)
-        replicas = self._fresh_replicas()
+        replicas, _ = self._fresh_replicas()
         parameters, buffers = stack_module_state(replicas)  # type: ignore[arg-type]
         self._parameter_names, self._buffer_names = list(parameters), list(buffers)
         for name, value in parameters.items():

@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from ..errors import ConfigError
 from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, WindowPolicy
 
@@ -34,6 +36,13 @@ class PolicySpec:
         """A fresh policy of window length ``lag``, its options read from the ``[model]``
         section ``model``; initial weights from torch's global generator."""
         return self.policy_class(lag, **{key: getattr(model, key) for key in self.options})
+
+    def parameter_count(self, lag: int, model: Any) -> int:
+        """Weights of the policy :meth:`build` makes, counted on the ``meta`` device:
+        nothing is allocated, whatever the sizes (for memory estimates)."""
+        with torch.device("meta"):
+            policy = self.build(lag, model)
+        return sum(parameter.numel() for parameter in policy.parameters())
 
 
 POLICIES: dict[str, PolicySpec] = {}

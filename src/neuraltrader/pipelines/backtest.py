@@ -417,9 +417,8 @@ def check_backtest_memory(config: BacktestConfig, data: MarketData) -> None:
     """Refuse a backtest whose windows and ensembles would not fit in the memory of
     ``train.device`` (see :mod:`neuraltrader.core.memory`); the largest block trains on
     every date."""
-    with torch.device("meta"):
-        parameters = sum(p.numel() for p in build_policy(config.model, config.data.lag)
-                         .parameters())
+    parameters = policy_spec(config.model.policy(), "model.kind").parameter_count(
+        config.data.lag, config.model)
     rows = len(data.returns) * len(data.assets)
     needed = training_bytes(
         replicas=config.train.seeds, parameters=parameters, train_rows=rows,

@@ -35,20 +35,13 @@ DATASETS = ("random", "momentum")
 TUTORIAL_EPOCHS = {"random": 500, "momentum": 250}
 
 
-def policy_parameters(name: str, config: Any) -> int:
-    """Weights of one registered policy ``name`` as ``config`` builds it, counted on the
-    ``meta`` device (nothing is allocated, whatever the sizes)."""
-    with torch.device("meta"):
-        policy = policy_spec(name, "model.models entry").build(config.data.lag, config.model)
-    return sum(parameter.numel() for parameter in policy.parameters())
-
-
 def check_cell_memory(config: Any) -> None:
     """Refuse a simulated study or sweep cell whose data and ensembles would not fit in
     the memory of ``train.device`` (see :mod:`neuraltrader.core.memory`)."""
     data, train = config.data, config.train
     windows = data.length - data.lag
-    largest = max(policy_parameters(name, config) for name in config.model.models)
+    largest = max(policy_spec(name, "model.models entry").parameter_count(data.lag, config.model)
+                  for name in config.model.models)
     needed = training_bytes(
         replicas=train.seeds, parameters=largest, train_rows=data.n_train * windows,
         valid_rows=data.n_valid * windows, lag=data.lag,
