@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 import torch
 
 from neuraltrader import NeuralTrader
@@ -34,11 +35,25 @@ def test_a_unit_round_trips_exactly(tmp_path):
     assert not store.directory.exists()
 
 
-def test_a_unit_killed_mid_write_is_not_taken_for_finished(tmp_path):
+def test_a_unit_killed_mid_write_is_not_taken_for_finished(tmp_path, monkeypatch):
+    """A save cut short (here: the model's file fails after the tensors were written)
+    leaves no unit that looks finished, and the next save of that name succeeds."""
+    import neuraltrader.io.units as units_module
+
     store = UnitStore.of(tmp_path)
-    partial = store.directory / ".a.partial-99999"
-    partial.mkdir(parents=True)
-    (partial / "tensors.safetensors").write_bytes(b"half")
-    assert "a" not in store
-    store.save("a", Unit(payload={"ok": True}))
-    assert store.load("a").payload == {"ok": True}
+    earlier = Unit(payload={"try": 1})
+    store.save("a", earlier)
+
+    def dying(model, path):
+        raise KeyboardInterrupt  # a kill between two files of the unit
+
+    monkeypatch.setattr(units_module, "save_policy", dying)
+    unit = Unit(tensors={"x": torch.ones(3)}, payload={"try": 2},
+                models={"ensemble": make_ensemble(NeuralTrader(4, 2), 2)})
+    with pytest.raises(KeyboardInterrupt):
+        store.save("a", unit)
+    assert store.load("a").payload == {"try": 1}  # the finished unit, untouched
+    monkeypatch.undo()
+    store.save("a", unit)
+    assert store.load("a").payload == {"try": 2}
+    assert [p.name for p in store.directory.iterdir()] == ["a"]  # no partial left

@@ -563,8 +563,7 @@ def _to_returns(
     _check_ends(frame, started & ~running, source, rows)
     gaps = started & running & ~observed
     if gaps.any().any() and fill != "ffill":
-        asset = gaps.any().idxmax()
-        date = gaps[asset].idxmax()
+        asset, date = _first_flagged(gaps)
         raise DataError(
             f"{source}: asset {asset!r} has a missing value on {_when(date)}"
             f"{_row_note(rows, date, asset)} after its first observation; fill the gap or "
@@ -610,8 +609,7 @@ def _check_bound(
 ) -> None:
     """Refuse the first value where ``bad`` holds, naming it, its date and row."""
     if bad.any().any():
-        asset = bad.any().idxmax()
-        date = bad[asset].idxmax()
+        asset, date = _first_flagged(bad)
         raise DataError(
             f"{source}: {what} {float(frame.at[date, asset])} of {asset!r} on {_when(date)} "
             f"{problem}{_row_note(rows, date, asset)}; expected {expected}"
@@ -636,8 +634,7 @@ def _check_float32(returns: pd.DataFrame, source: str, rows: pd.DataFrame | None
                               returns.columns)
         problem = "rounds to -1 (-100%) in float32"
     if beyond.any().any():
-        asset = beyond.any().idxmax()
-        date = beyond[asset].idxmax()
+        asset, date = _first_flagged(beyond)
         raise DataError(
             f"{source}: return {returns.at[date, asset]:.6g} of {asset!r} on {_when(date)}"
             f"{_row_note(rows, date, asset)} {problem}; expected returns that fit float32 "
@@ -709,6 +706,12 @@ def _duration(days: float) -> str:
         if days >= size:
             return f"{days / size:.3g} {unit}"
     return f"{days * 86400:.3g} s"
+
+
+def _first_flagged(flags: pd.DataFrame) -> tuple[str, pd.Timestamp]:
+    """The (asset, date) of the first flagged cell of the first asset with a flag."""
+    asset = flags.any().idxmax()
+    return asset, flags[asset].idxmax()
 
 
 def infer_periods_per_year(index: pd.DatetimeIndex) -> int:

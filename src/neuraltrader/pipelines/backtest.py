@@ -24,11 +24,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .._checks import PositionKind
 from ..core.device import resolve_device
 from ..core.memory import FLOAT_BYTES, check_memory, training_bytes
-from ..core.objectives import make_objective
+from ..core.objectives import OBJECTIVES, make_objective
 from ..core.policies import WindowPolicy, saturated
 from ..core.registry import policy_names, policy_spec
+from ..core.train import OPTIMIZERS
 from ..core.windows import scaled_windows
 from ..data.market import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
 from ..errors import ConfigError, DataError
@@ -84,7 +86,7 @@ class PolicyConfig(ModelSection):
     kind: str = setting("mlp", choices=policy_names)  # mlp, lstm, linear, ...
     hidden: int = setting(8, ge=1, le=MAX_DIMENSION)
     dropout: float = setting(0.0, ge=0, lt=1)
-    position: str = setting("long_short", choices=("long", "long_short"))
+    position: PositionKind = "long_short"
 
     def check(self) -> None:
         if self.dropout > 0 and self.kind not in ("mlp", "dropout"):
@@ -106,9 +108,9 @@ class FitConfig(TrainSection):
     epochs: int | None = setting(100, ge=1)  # epochs per block
     batch_size: int | None = setting(None, ge=1)
     seeds: int = setting(4, ge=1, le=MAX_SEEDS)  # the strategy trades their average position
-    optimizer: str = setting("adam", choices=("rmsprop", "adam", "sgd"))
+    optimizer: str = setting("adam", choices=tuple(OPTIMIZERS))
     shuffle: bool = False
-    objective: str = setting("sharpe", choices=("mean", "sharpe", "utility"))
+    objective: str = setting("sharpe", choices=OBJECTIVES)
 
     def check(self) -> None:
         super().check()

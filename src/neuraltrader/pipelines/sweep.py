@@ -149,13 +149,19 @@ class CellOutcome:
 
 
 def _study_jobs(cells: list[tuple[dict, Any]]) -> list[Job]:
-    """One job per (cell, data set, policy) of a simulated sweep."""
+    """One job per (cell, data set, policy) of a simulated sweep. The policies of one
+    cell and data set run one after another on data simulated once."""
+    simulated: dict[tuple[int, str], Any] = {}  # the last (cell, data set) only
+
     def job(labels: dict, config: Any, dataset: str, model: str,
             units: UnitStore | None, name: str) -> CellOutcome:
         state = (units.training_state(name, config.train.checkpoint_every)
                  if units is not None else None)
-        cell = run_cell(dataset, simulate_dataset(dataset, config), model, config,
-                        progress=False, state=state)
+        key = (id(config), dataset)
+        if key not in simulated:
+            simulated.clear()
+            simulated[key] = simulate_dataset(dataset, config)
+        cell = run_cell(dataset, simulated[key], model, config, progress=False, state=state)
         return CellOutcome(labels | {"dataset": dataset, "model": model}, cell.summary,
                            cell.figures, cell.history, cell.gains.numpy(),
                            cell.benchmark.numpy())
