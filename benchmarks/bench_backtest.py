@@ -27,8 +27,9 @@ from neuraltrader.pipelines import backtest as walk_forward
 from neuraltrader.pipelines.backtest import BacktestConfig, load_market_data, run_backtest
 
 
-def loop_train_block(block, windows, returns, config):  # type: ignore[no-untyped-def]
-    """One ``fit`` per seed: the backtest's block training before it used ensembles."""
+def loop_train_block(block, windows, returns, config, state=None):  # type: ignore[no-untyped-def]
+    """One ``fit`` per seed: the backtest's block training before it used ensembles.
+    Returns ``_train_block``'s triple with no ensemble."""
     train = walk_forward._rows(windows, returns, block.train)
     valid = walk_forward._rows(windows, returns, block.valid)
     test_windows = windows[:, torch.from_numpy(np.flatnonzero(block.test)).to(windows.device)]
@@ -40,16 +41,17 @@ def loop_train_block(block, windows, returns, config):  # type: ignore[no-untype
     for offset in range(config.train.seeds):
         seed = config.seed + offset
         with seeded(seed):
-            policy = walk_forward.build_policy(config.model, config.data.lag).to(windows.device)
+            policy = walk_forward.build_policy(config).to(windows.device)
             history = fit(policy, train, valid, epochs=config.train.epochs, lr=config.train.lr,
                           optimizer=config.train.optimizer, batch_size=len(train[1]),
                           shuffle=False, progress=False, objective=objective,
                           restore_best=True)
         with torch.no_grad():
-            positions.append(policy.eval()(test_windows.reshape(-1, config.data.lag)))
+            positions.append(policy.eval()(test_windows.reshape(-1, windows.shape[-1])))
         histories.append(history.assign(seed=seed))
     held = torch.stack(positions).unflatten(-1, (len(returns), -1))
-    return held, pd.concat(histories, ignore_index=True)
+    # no ensemble to keep: the benchmark writes no run directory
+    return None, held, pd.concat(histories, ignore_index=True)
 
 
 def timed(config: BacktestConfig, data, loop: bool) -> tuple[float, float]:  # type: ignore[no-untyped-def]

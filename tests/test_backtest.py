@@ -169,7 +169,7 @@ def test_each_model_and_objective_runs_on_bundled_data():
         daily = result.daily
         assert result.metrics["blocks"] == 3 and daily.index[0].year == 2011
         low = 0.0 if position == "long" else -1.0
-        assert daily["sp500_position"].between(low, 1.0).all()
+        assert daily["sp500_signal"].between(low, 1.0).all()  # the head's range
         recomputed = daily["sp500_position"] * daily["sp500_return"] - daily["cost"]
         np.testing.assert_allclose(daily["strategy_return"], recomputed, atol=1e-12)
         assert np.isfinite(list(result.metrics["strategy"].values())).all()

@@ -8,7 +8,7 @@ from torch import nn
 
 from neuraltrader import DropoutTrader, LinearTrader, NeuralTrader, seeded
 from neuraltrader.core.ensemble import make_ensemble
-from neuraltrader.core.policies import WindowPolicy
+from neuraltrader.core.policies import LSTMTrader, TransformerTrader, WindowPolicy
 from neuraltrader.core.registry import POLICIES, register_policy
 from neuraltrader.errors import DataError
 from neuraltrader.io import checkpoint
@@ -36,7 +36,7 @@ def test_a_file_that_is_not_a_policy_is_refused(tmp_path):
 @pytest.mark.parametrize("name", list(POLICIES))
 def test_every_registered_policy_and_its_ensemble_round_trip(tmp_path, name):
     spec = POLICIES[name]
-    options = {"hidden": 3, "dropout": 0.2, "position": "long_short"}
+    options = {"hidden": 4, "layers": 1, "heads": 2, "dropout": 0.2, "position": "long_short"}
     policy = spec.policy_class(5, **{key: options[key] for key in spec.options})
     windows = torch.randn(9, 5, generator=torch.Generator().manual_seed(5))
     for model in (policy, make_ensemble(policy, [3, 1])):
@@ -46,6 +46,38 @@ def test_every_registered_policy_and_its_ensemble_round_trip(tmp_path, name):
         assert type(loaded) is type(model) and not loaded.training
         with torch.no_grad():
             torch.testing.assert_close(loaded(windows), model.eval()(windows))
+
+
+@pytest.mark.parametrize("policy", [
+    LSTMTrader(5, 3, "long_short", features=3),
+    TransformerTrader(5, 6, 2, 3, 0.1, "long_short", features=3),
+    TransformerTrader(),
+], ids=["lstm-3-features", "transformer-3-features", "transformer-defaults"])
+def test_multi_feature_policies_and_transformers_round_trip(tmp_path, policy):
+    windows = torch.randn(9, policy.inputs, generator=torch.Generator().manual_seed(6))
+    for model in (policy, make_ensemble(policy, [4, 2])):
+        path = tmp_path / "policy.safetensors"
+        save_policy(model, path)
+        loaded = load_policy(path)
+        assert type(loaded) is type(model) and loaded.features == policy.features
+        arguments = loaded.arguments if model is not policy else loaded.init_arguments()
+        assert arguments == policy.init_arguments()
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(windows), model.eval()(windows))
+
+
+def test_a_transformer_whose_heads_do_not_divide_hidden_is_refused(tmp_path, no_tensor_is_read):
+    with seeded(0):
+        tensors, metadata = checkpoint_parts(TransformerTrader(4, 6, 1, 2), tmp_path)
+    path = write_checkpoint(tmp_path / "t.safetensors", tensors,
+                            with_arguments(metadata, heads=4))
+    with pytest.raises(DataError, match=r"arguments do not build a TransformerTrader: "
+                                        r".*hidden \(6\) must be a multiple of heads \(4\)"):
+        load_policy(path)
+    for key in ("features", "layers", "heads"):
+        write_checkpoint(path, tensors, with_arguments(metadata, **{key: 0}))
+        with pytest.raises(DataError, match=rf"arguments.{key} must be an integer in \[1, 4096\]"):
+            load_policy(path)
 
 
 def test_an_unregistered_policy_is_not_saved(tmp_path):
@@ -225,13 +257,26 @@ def test_an_unknown_or_missing_argument_is_refused(tmp_path, mlp_parts, no_tenso
     path = write_checkpoint(tmp_path / "p.safetensors", tensors,
                             with_arguments(metadata, width=2))
     with pytest.raises(DataError, match=r"arguments must have exactly the keys lag, hidden, "
-                                        r"position of NeuralTrader; unknown \['width'\]"):
+                                        r"position, features of NeuralTrader; "
+                                        r"unknown \['width'\]"):
         load_policy(path)
     arguments = json.loads(metadata["arguments"])
     del arguments["hidden"]
     path = write_checkpoint(path, tensors, metadata | {"arguments": json.dumps(arguments)})
     with pytest.raises(DataError, match=r"unknown \[\], missing \['hidden'\]"):
         load_policy(path)
+
+
+def test_a_checkpoint_from_before_multi_feature_inputs_loads(tmp_path, mlp_parts):
+    """Files written before ``features`` existed lack it: one feature a day."""
+    tensors, metadata = mlp_parts
+    arguments = json.loads(metadata["arguments"])
+    del arguments["features"]
+    path = write_checkpoint(tmp_path / "old.safetensors", tensors,
+                            metadata | {"arguments": json.dumps(arguments)})
+    model = load_policy(path)
+    assert model.features == 1 and model.inputs == 3
+    torch.testing.assert_close(model.linear0.weight, tensors["linear0.weight"])
 
 
 @pytest.mark.parametrize(
@@ -357,7 +402,7 @@ def test_two_saves_of_the_same_weights_are_byte_identical(tmp_path):
     assert list(header) == sorted(header)
     assert list(header["__metadata__"]) == ["arguments", "class", "policy", "seeds"]
     assert header["__metadata__"]["arguments"] == json.dumps(
-        {"dropout": 0.25, "hidden": 4, "lag": 3, "position": "long_short"})
+        {"dropout": 0.25, "features": 1, "hidden": 4, "lag": 3, "position": "long_short"})
     assert load_policy(tmp_path / "0.safetensors").seeds == [5, 2, 9]
 
 

@@ -50,7 +50,8 @@ def test_resolved_config_reads_back_unchanged(tmp_path):
         ("train.lr=0", r"train.lr must lie in \(0, inf\], got 0.0"),
         ("train.epochs=0", "train.epochs must be an integer >= 1, got 0"),
         ("model.models=mlp,cnn",
-         "model.models entry must be one of 'mlp', 'dropout', 'linear', 'lstm'; got 'cnn'"),
+         "model.models entry must be one of 'mlp', 'dropout', 'linear', 'lstm', "
+         "'transformer'; got 'cnn'"),
         ("data.datasets=[]", "must be a non-empty list of strings"),
         ("seed", "--set expects section.key=value, got 'seed'"),
         ("seed=18446744073709551616",

@@ -302,3 +302,18 @@ def test_date_format_and_sort_dates_config_keys_reach_the_loader(tmp_path):
     config = MarketDataConfig(csv=str(path), lag=1, date_format="%d.%m.%Y", sort_dates=True)
     returns = load_market_data(config).returns["A"]
     np.testing.assert_allclose(returns, [0.01, 99 / 101 - 1, 1 / 99])
+
+
+def test_daily_universe_joins_the_daily_sets_on_common_dates():
+    universe = load("daily-universe")
+    assert universe.assets == ["sp500", "nasdaq", "wti"] and universe.periods_per_year == 252
+    dates = universe.returns.index
+    for name in ("sp500", "nasdaq", "wti"):
+        own = load(name).returns.index
+        assert dates.isin(own).all()  # no date any one market lacks
+    # a return spans the days between two common dates: compounding the asset's own
+    # returns over those days gives it (WTI holidays make some S&P returns two-day ones)
+    sp500 = load("sp500").returns["sp500"]
+    growth = (1 + sp500).cumprod()
+    expected = growth.reindex(dates).pct_change().iloc[1:]
+    np.testing.assert_allclose(universe.returns["sp500"].iloc[1:], expected, rtol=1e-9)

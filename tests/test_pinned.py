@@ -55,9 +55,12 @@ def test_default_study_figures_are_pinned(tmp_path):
 
 
 def test_backtest_figures_are_pinned(tmp_path):
-    """``backtest --data sp500 --epochs 30 --seeds 3``: Sharpe 0.654 vs 0.371, SPA p 0.26."""
+    """``backtest --data sp500 --epochs 30 --seeds 3``, positions unscaled and buy-and-hold
+    the only benchmark (as before volatility targeting and baselines): Sharpe 0.654 vs
+    0.371, SPA p 0.26."""
     out = tmp_path / "backtest"
     assert main(["backtest", "--data", "sp500", "--epochs", "30", "--seeds", "3",
+                 "--vol-target", "none", "--baselines", "none",
                  "--out", str(out), "--no-progress", "--no-report"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["strategy"]["sharpe"] == pytest.approx(0.6536803893078021, abs=2e-3)

@@ -2,6 +2,9 @@ import pytest
 import torch
 
 from neuraltrader import ConfigError, DropoutTrader, NeuralTrader, seeded
+from neuraltrader.core.policies import LSTMTrader, WindowPolicy
+from neuraltrader.core.registry import POLICIES, policy_spec, register_policy
+from neuraltrader.io.sections import ModelSection
 
 
 @pytest.mark.parametrize("batch", [1, 7])
@@ -51,3 +54,80 @@ def test_dropout_zero_is_the_plain_trader():
 def test_bad_arguments(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         DropoutTrader(4, **kwargs)
+
+
+# ------------------------------------------------------------------ features per day
+
+BUILT_IN = ["mlp", "dropout", "linear", "lstm", "transformer"]
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+@pytest.mark.parametrize("features", [1, 3])
+def test_every_built_in_policy_reads_features_per_day(name, features):
+    model = ModelSection(hidden=4, position="long_short")
+    with seeded(0):
+        policy = policy_spec(name).build(6, model, features=features)
+    assert (policy.lag, policy.features, policy.inputs) == (6, features, 6 * features)
+    assert policy.init_arguments()["features"] == features
+    windows = torch.randn(7, 6 * features, generator=torch.Generator().manual_seed(1))
+    positions = policy.eval()(windows)
+    assert positions.shape == (7,) and ((positions >= -1) & (positions <= 1)).all()
+    parameters = sum(p.numel() for p in policy.parameters())
+    assert policy_spec(name).parameter_count(6, model, features) == parameters
+
+
+def test_the_mlp_reads_the_window_day_major():
+    """Input ``d * F + f`` is day d's feature f: only the last day's inputs matter for
+    an MLP whose first layer weighs only the last F columns."""
+    policy = NeuralTrader(5, 2, features=3)
+    with torch.no_grad():
+        policy.linear0.weight[:, :-3] = 0
+    windows = torch.randn(4, 15, generator=torch.Generator().manual_seed(2))
+    changed = windows.clone()
+    changed[:, :-3] = torch.randn(4, 12, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(policy(changed), policy(windows), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("features", [1, 3])
+def test_the_unrolled_lstm_is_nn_lstm(features):
+    with seeded(4):
+        policy = LSTMTrader(6, 5, features=features)
+    windows = torch.randn(9, 6 * features, generator=torch.Generator().manual_seed(5))
+    _, (last, _) = policy.lstm(windows.view(9, 6, features))
+    torch.testing.assert_close(policy.last_state(windows), last[0], rtol=1e-5, atol=1e-6)
+
+
+class MeanTrader(WindowPolicy):
+    """A user's policy that takes no ``features``: one weight on the window's mean."""
+
+    def __init__(self, lag=4, position="long"):
+        super().__init__(lag, position)
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, windows):
+        return self.head(self.scale * windows.mean(-1))
+
+
+@pytest.fixture
+def user_policy():
+    register_policy("user-mean", MeanTrader, options=("position",))
+    yield POLICIES["user-mean"]
+    del POLICIES["user-mean"]
+
+
+def test_a_user_policy_without_features_builds_for_one_feature_only(user_policy):
+    model = ModelSection()
+    policy = user_policy.build(4, model)
+    assert type(policy) is MeanTrader and (policy.features, policy.inputs) == (1, 4)
+    assert "features" not in policy.init_arguments()
+    assert user_policy.parameter_count(4, model) == 1
+    message = r"policy 'user-mean' \(MeanTrader\) does not take multi-feature inputs"
+    with pytest.raises(ConfigError, match=message):
+        user_policy.build(4, model, features=3)
+    with pytest.raises(ConfigError, match=message):
+        user_policy.parameter_count(4, model, features=3)
+
+
+def test_features_must_be_a_positive_integer():
+    with pytest.raises(ConfigError, match="features must be an integer >= 1, got 0"):
+        LSTMTrader(4, features=0)

@@ -138,7 +138,7 @@ def test_bad_data(momentum_windows):
     valid = momentum_windows["valid"]
     with pytest.raises(DataError, match="same non-zero length, got 16000 and 15999"):
         fit(NeuralTrader(4, 5), (train_x, train_y[1:]), valid, epochs=1)
-    with pytest.raises(DataError, match="train windows have 4 columns, the model's lag is 3"):
+    with pytest.raises(DataError, match=r"train windows have 4 columns, the model reads 3 \(lag 3"):
         fit(NeuralTrader(3, 5), (train_x, train_y), valid, epochs=1)
     broken = train_y.clone()
     broken[5] = float("nan")

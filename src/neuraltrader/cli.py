@@ -36,10 +36,20 @@ def _add_run_options(parser: argparse.ArgumentParser, example: str) -> None:
 
 def _add_data_options(source: argparse._MutuallyExclusiveGroup) -> None:
     source.add_argument("--data", metavar="NAME",
-                        help="a bundled data set: sp500, nasdaq, wti, crude, frenchdata")
+                        help="a bundled data set: sp500, nasdaq, wti, daily-universe, crude, "
+                        "frenchdata")
     source.add_argument("--csv", metavar="FILE",
                         help="a CSV of prices (wide: date + one column per asset, or long: "
                         "date, asset, value); see data.kind and data.fill")
+
+
+def _number_or_word(text: str) -> float | str:
+    """An option's value read as a number where it is one, else left as text for the
+    config to check (``none``, or a one-line error naming the key)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 class _RegisteredPolicies:
@@ -113,8 +123,32 @@ def build_parser() -> argparse.ArgumentParser:
                           help="cost per unit of position change, in basis points (2)")
     backtest.add_argument("--seeds", type=int, metavar="S", help="policies per block (4)")
     backtest.add_argument("--epochs", type=int, metavar="E", help="epochs per block (100)")
+    backtest.add_argument("--features", choices=("returns", "momentum"),
+                          help="the policy's inputs per day: scaled returns (default) or "
+                          "momentum features (normalised returns over 1-252 days, MACD)")
+    backtest.add_argument("--vol-target", type=_number_or_word, metavar="X",
+                          help="annual volatility every position is scaled to (0.15), or none")
+    backtest.add_argument("--baselines", metavar="NAMES",
+                          help="classical rules to compare with: tsmom,macd (default) or none")
+    backtest.add_argument("--placebo", type=int, metavar="K",
+                          help="rerun the walk-forward on K random-sign copies of the data "
+                          "for a permutation p-value (0: none)")
     _add_run_options(backtest, "backtest.cost_bps=5")
     backtest.set_defaults(handler=_run_backtest)
+
+    predict = commands.add_parser(
+        "predict", help="tomorrow's position from a finished backtest's latest policies",
+        description="Apply the most recent walk-forward block's policies of the backtest "
+        "in RUN_DIR to the latest data and print, per asset, the position for the day "
+        "after the data's last date: the seeds' average, their spread, the ex-ante "
+        "volatility and the size at the backtest's volatility target.",
+    )
+    predict.add_argument("run_dir", metavar="RUN_DIR", help="a finished backtest's directory")
+    _add_data_options(predict.add_mutually_exclusive_group())
+    predict.add_argument("--date", metavar="D",
+                         help="use the data up to and including date D (default: all)")
+    predict.add_argument("--out", metavar="FILE.csv", help="also write the positions as CSV")
+    predict.set_defaults(handler=_run_predict)
 
     resume = commands.add_parser(
         "resume", help="finish a killed or interrupted run",
@@ -232,6 +266,8 @@ BACKTEST_OPTIONS = {
     "data": "data.name", "csv": "data.csv", "model": "model.kind",
     "objective": "train.objective", "position": "model.position",
     "cost_bps": "backtest.cost_bps", "seeds": "train.seeds", "epochs": "train.epochs",
+    "features": "data.features", "vol_target": "backtest.vol_target",
+    "baselines": "backtest.baselines", "placebo": "backtest.placebo",
 }
 
 
@@ -245,6 +281,21 @@ def _run_backtest(args: argparse.Namespace) -> int:
             backtest(config, out, progress=progress).metrics
         ),
     )
+
+
+def _run_predict(args: argparse.Namespace) -> int:
+    from .pipelines.predict import latest_data, predict_positions, predict_table, read_backtest
+
+    out = Path(args.out) if args.out is not None else None
+    if out is not None and out.is_dir():
+        raise ConfigError(f"--out {args.out!r} is a directory; give a CSV file's path")
+    trained = read_backtest(args.run_dir)
+    positions = predict_positions(trained, latest_data(trained, args.data, args.csv, args.date))
+    print(predict_table(trained, positions))
+    if out is not None:
+        positions.to_csv(out, index=False)
+        print(f"positions: {out}")
+    return 0
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -50,9 +50,10 @@ def _seed_list(seeds: int | Sequence[int]) -> list[int]:
 
 
 class Ensemble(nn.Module):
-    """What every ensemble has: ``seeds``, ``replicas``, ``lag``, the template's class
-    and arguments, and :meth:`replica`. Forward maps windows ``(B, L)`` shared by all
-    replicas, or ``(E, B, L)`` one set per replica, to positions ``(E, B)``.
+    """What every ensemble has: ``seeds``, ``replicas``, ``lag``, ``features``,
+    ``inputs``, the template's class and arguments, and :meth:`replica`. Forward maps
+    windows ``(B, L*F)`` shared by all replicas, or ``(E, B, L*F)`` one set per replica,
+    to positions ``(E, B)``.
 
     Every parameter has the replica axis first, so per-replica bookkeeping (early
     stopping) can mask along it.
@@ -70,10 +71,16 @@ class Ensemble(nn.Module):
         self.policy_class = type(template)
         self.arguments = template.init_arguments()
         self.lag = template.lag
+        self.features = template.features
 
     @property
     def replicas(self) -> int:
         return len(self.seeds)
+
+    @property
+    def inputs(self) -> int:
+        """Numbers per window, ``lag * features``, as the template's."""
+        return self.lag * self.features
 
     def _fresh_replicas(self) -> tuple[list[WindowPolicy], list[torch.Tensor]]:
         """One policy per seed, each initialised under ``seeded(seed)``, and the state
@@ -133,7 +140,7 @@ class TraderEnsemble(Ensemble):
         def stacked(name: str) -> nn.Parameter:
             return nn.Parameter(torch.stack([r.get_parameter(name).detach() for r in replicas]))
 
-        self.weight0 = stacked("linear0.weight")  # (E, H, L)
+        self.weight0 = stacked("linear0.weight")  # (E, H, L*F)
         self.bias0 = nn.Parameter(stacked("linear0.bias")[..., None])  # (E, H, 1)
         self.weight1 = stacked("linear1.weight")  # (E, 1, H)
         self.bias1 = nn.Parameter(stacked("linear1.bias")[..., None])  # (E, 1, 1)
@@ -152,7 +159,7 @@ class TraderEnsemble(Ensemble):
         return module
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        inputs = windows.transpose(-1, -2)  # (L, B) or (E, L, B)
+        inputs = windows.transpose(-1, -2)  # (L*F, B) or (E, L*F, B)
         if inputs.ndim == 2:
             inputs = inputs.expand(self.replicas, *inputs.shape)
         hidden = torch.sigmoid(torch.baddbmm(self.bias0, self.weight0, inputs))  # (E, H, B)

@@ -9,10 +9,16 @@ one :func:`register_policy` call::
 
 after which ``--set model.models=toy`` (study, sweep) and ``--model toy`` (backtest)
 train it, as an ensemble of ``train.seeds`` replicas.
+
+The number of inputs per day (``features``) comes from the data, not from ``[model]``:
+:meth:`PolicySpec.build` passes it to the constructor when it is not 1, so a policy that
+takes several features per day has a ``features`` keyword (every built-in one does) and
+one that does not is refused multi-feature data with a ``ConfigError``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +26,14 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, WindowPolicy
+from .policies import (
+    DropoutTrader,
+    LinearTrader,
+    LSTMTrader,
+    NeuralTrader,
+    TransformerTrader,
+    WindowPolicy,
+)
 
 
 @dataclass(frozen=True)
@@ -32,16 +45,36 @@ class PolicySpec:
     policy_class: type[WindowPolicy]
     options: tuple[str, ...]
 
-    def build(self, lag: int, model: Any) -> WindowPolicy:
-        """A fresh policy of window length ``lag``, its options read from the ``[model]``
-        section ``model``; initial weights from torch's global generator."""
-        return self.policy_class(lag, **{key: getattr(model, key) for key in self.options})
+    def build(self, lag: int, model: Any, features: int = 1) -> WindowPolicy:
+        """A fresh policy of window length ``lag`` reading ``features`` inputs per day,
+        its options read from the ``[model]`` section ``model``; initial weights from
+        torch's global generator.
 
-    def parameter_count(self, lag: int, model: Any) -> int:
+        ``features`` is passed to the constructor only when it is not 1; a policy whose
+        constructor has no ``features`` argument then raises ``ConfigError``.
+        """
+        options = {key: getattr(model, key) for key in self.options}
+        if features != 1:
+            if not self.takes_features:
+                raise ConfigError(
+                    f"policy {self.name!r} ({self.policy_class.__name__}) does not take "
+                    f"multi-feature inputs: its constructor has no 'features' argument, "
+                    f"and the data have {features} features per day"
+                )
+            options["features"] = features
+        return self.policy_class(lag, **options)
+
+    @property
+    def takes_features(self) -> bool:
+        """Whether the constructor accepts ``features`` (several inputs per day)."""
+        parameters = inspect.signature(self.policy_class).parameters.values()
+        return any(p.name == "features" or p.kind is p.VAR_KEYWORD for p in parameters)
+
+    def parameter_count(self, lag: int, model: Any, features: int = 1) -> int:
         """Weights of the policy :meth:`build` makes, counted on the ``meta`` device:
         nothing is allocated, whatever the sizes (for memory estimates)."""
         with torch.device("meta"):
-            policy = self.build(lag, model)
+            policy = self.build(lag, model, features)
         return sum(parameter.numel() for parameter in policy.parameters())
 
 
@@ -82,6 +115,9 @@ register_policy("mlp", NeuralTrader, ("hidden", "position"))
 register_policy("dropout", DropoutTrader, ("hidden", "dropout", "position"))
 register_policy("linear", LinearTrader, ("position",))
 register_policy("lstm", LSTMTrader, ("hidden", "position"))
+register_policy(
+    "transformer", TransformerTrader, ("hidden", "layers", "heads", "dropout", "position")
+)
 
 __all__ = [
     "POLICIES", "PolicySpec", "policy_names", "policy_spec", "register_policy", "spec_of_class",

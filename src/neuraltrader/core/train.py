@@ -333,11 +333,12 @@ def fit(
         check_int("patience", patience, minimum=1)
     if restore_best is None:
         restore_best = patience is not None
-    lag = getattr(model, "lag", train_x.shape[-1])
+    width = getattr(model, "inputs", train_x.shape[-1])  # lag L × features per day F
     for name, windows in (("train", train_x), ("valid", valid_x)):
-        if windows.shape[-1] != lag:
+        if windows.shape[-1] != width:
             raise DataError(
-                f"{name} windows have {windows.shape[-1]} columns, the model's lag is {lag}"
+                f"{name} windows have {windows.shape[-1]} columns, the model reads "
+                f"{width} (lag {model.lag} × {getattr(model, 'features', 1)} features a day)"
             )
     optim = make_optimizer(optimizer, model.parameters(), lr)
     shape = (replicas,) if replicas is not None else ()

@@ -1,12 +1,14 @@
-"""Turn a returns panel into (window, next return) pairs."""
+"""Turn a returns panel into (window, next return) pairs and per-day policy inputs."""
 
 from __future__ import annotations
 
-import pandas as pd
 import torch
 
-from .._checks import check_int, check_tensor
+from .._checks import check_choice, check_int, check_tensor
 from ..errors import DataError
+from .signals import FEATURE_NAMES, ex_ante_volatility, momentum_features
+
+FEATURE_SETS = {"returns": 1, "momentum": len(FEATURE_NAMES)}  # name -> features per day F
 
 
 def generate_sequences(returns: torch.Tensor, lag: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,29 +50,6 @@ def generate_sequences(returns: torch.Tensor, lag: int) -> tuple[torch.Tensor, t
     return windows.reshape(n_series * n_windows, lag), targets.reshape(-1)
 
 
-def ex_ante_volatility(returns: torch.Tensor, span: int = 60) -> torch.Tensor:
-    """Volatility forecast for each period from the returns *before* it.
-
-    An exponentially weighted standard deviation (pandas ``ewm(span=span)``, at least
-    ``span // 2`` observations) of ``returns[:, :t]``, stored at column ``t``: the
-    estimate a trader knows before period t's return is seen.
-
-    Parameters
-    ----------
-    returns
-        ``(A, T)``; NaN before an asset's first return (it is skipped).
-
-    Returns
-    -------
-    torch.Tensor
-        ``(A, T)``, NaN where fewer than ``span // 2`` earlier returns exist.
-    """
-    check_int("span", span, minimum=2)
-    frame = pd.DataFrame(returns.double().numpy().T)
-    spread = frame.ewm(span=span, min_periods=max(2, span // 2)).std().shift(1)
-    return torch.from_numpy(spread.to_numpy().T.copy()).to(returns.dtype)
-
-
 def scaled_windows(
     returns: torch.Tensor, lag: int, span: int = 60
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -105,4 +84,68 @@ def scaled_windows(
     return windows, valid
 
 
-__all__ = ["ex_ante_volatility", "generate_sequences", "scaled_windows"]
+def feature_count(name: str) -> int:
+    """Features per day F of a feature set: 1 for ``"returns"``, 8 for ``"momentum"``."""
+    return FEATURE_SETS[check_choice("features", name, tuple(FEATURE_SETS))]
+
+
+def feature_windows(
+    returns: torch.Tensor, lag: int, span: int = 60, features: str = "returns"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Policy inputs for every (asset, period): the last L days of a feature set.
+
+    The window for period t holds the F features of days t-L .. t-1, flattened day-major
+    (day t-L's F features first, day t-1's last); every feature of day s uses returns up
+    to s only, so the window never sees ``returns[:, t]``. Returns padded with one
+    trailing NaN column therefore give, at column T, the window for the day after the
+    data (``valid`` is False there: its return is unknown).
+
+    Parameters
+    ----------
+    returns
+        ``(A, T)`` simple returns, NaN before an asset starts.
+    lag
+        Window length L, in days.
+    span
+        Span of the EWMA volatility that scales the returns.
+    features
+        ``"returns"``: the volatility-scaled returns of :func:`scaled_windows` (F = 1,
+        the same tensors); ``"momentum"``: the 8 features of
+        :func:`~neuraltrader.core.signals.momentum_features` (F = 8, order as
+        :data:`~neuraltrader.core.signals.FEATURE_NAMES`).
+
+    Returns
+    -------
+    windows : torch.Tensor
+        ``(A, T, L * F)``; NaN where a day of the window has no feature yet. With
+        ``"momentum"``, the first window with every feature is at an asset's day
+        313 + L (counted from its first return).
+    valid : torch.Tensor
+        ``(A, T)`` bool: every window entry and the target ``returns[:, t]`` are finite.
+
+    Examples
+    --------
+    >>> returns = 0.01 * torch.randn(2, 400, generator=torch.Generator().manual_seed(0))
+    >>> windows, valid = feature_windows(returns, lag=5, features="momentum")
+    >>> tuple(windows.shape), int(valid[0].sum())
+    ((2, 400, 40), 82)
+    """
+    n_features = feature_count(features)
+    if features == "returns":
+        return scaled_windows(returns, lag, span)
+    check_int("lag", lag, minimum=1)
+    rows = momentum_features(returns, span)  # (A, T, F): day s from returns up to s
+    n_assets, length = returns.shape
+    padding = torch.full((n_assets, lag, n_features), torch.nan, dtype=rows.dtype)
+    padded = torch.cat((padding.to(rows.device), rows), dim=1)
+    # window t: rows t-L .. t-1, unfolded as (A, T, F, L); day-major needs (A, T, L, F)
+    windows = padded.unfold(1, lag, 1)[:, :length].transpose(-1, -2)
+    windows = windows.reshape(n_assets, length, lag * n_features)
+    valid = torch.isfinite(windows).all(-1) & torch.isfinite(returns)
+    return windows, valid
+
+
+__all__ = [
+    "FEATURE_SETS", "ex_ante_volatility", "feature_count", "feature_windows",
+    "generate_sequences", "scaled_windows",
+]

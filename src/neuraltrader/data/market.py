@@ -93,6 +93,17 @@ def _french_factors() -> pd.DataFrame:
     return frame.set_axis(months.to_timestamp(how="end").normalize())
 
 
+def _common_calendar(*names: str) -> Callable[[], pd.DataFrame]:
+    """A loader of several bundled daily price sets joined on the dates they all have
+    (holidays of any one market dropped), so that returns span the same days."""
+
+    def load_prices() -> pd.DataFrame:
+        frames = [BUNDLED[name].load().dropna(how="all") for name in names]
+        return pd.concat(frames, axis=1, join="inner").dropna()
+
+    return load_prices
+
+
 @dataclass(frozen=True)
 class _Bundled:
     load: Callable[[], pd.DataFrame]
@@ -108,6 +119,9 @@ BUNDLED: dict[str, _Bundled] = {
                        "NASDAQ Composite, daily adjusted close, 1999-2018"),
     "wti": _Bundled(_arch_prices("wti", {"DCOILWTICO": "wti"}), "prices", 252,
                     "WTI crude oil spot, daily, 1986-2019 (holidays dropped)"),
+    "daily-universe": _Bundled(_common_calendar("sp500", "nasdaq", "wti"), "prices", 252,
+                               "S&P 500, NASDAQ and WTI, daily, on their common "
+                               "calendar, 1999-2018"),
     "crude": _Bundled(_arch_prices("crude", {"Brent": "brent", "WTI": "wti"}), "prices", 12,
                       "Brent and WTI crude oil, monthly, 1987-2020"),
     "frenchdata": _Bundled(_french_factors, "returns", 12,

@@ -257,10 +257,15 @@ def _checked_arguments(spec: PolicySpec, arguments: object, where: str) -> dict[
     """``arguments`` if it names exactly the constructor's parameters, each sane."""
     if not isinstance(arguments, dict):
         raise _error(where, "arguments", f"must be a JSON object, got {_shown(arguments)}")
-    accepted = [
-        name for name, parameter in inspect.signature(spec.policy_class).parameters.items()
+    parameters = {
+        name: parameter for name, parameter in
+        inspect.signature(spec.policy_class).parameters.items()
         if parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
-    ]
+    }
+    accepted = list(parameters)
+    # checkpoints written before a key existed hold its default (one feature a day)
+    arguments = {name: parameters[name].default for name in ADDED_KEYS
+                 if name in parameters and name not in arguments} | arguments
     unknown = sorted(set(arguments) - set(accepted))
     missing = [name for name in accepted if name not in arguments]
     if unknown or missing:
@@ -305,8 +310,11 @@ def _other_problem(value: object) -> str | None:
     return "must be a number, string, boolean or null"
 
 
+ADDED_KEYS = ("features",)  # constructor keys newer than the first checkpoints
+
 ARGUMENT_CHECKS = {
-    "lag": _dimension_problem, "hidden": _dimension_problem,
+    "lag": _dimension_problem, "hidden": _dimension_problem, "features": _dimension_problem,
+    "layers": _dimension_problem, "heads": _dimension_problem,
     "dropout": _rate_problem, "position": _position_problem,
 }
 

@@ -177,6 +177,13 @@ def validate(config: Any, prefix: str = "") -> None:
         check()
 
 
+def _options(kind: Any) -> tuple[Any, ...]:
+    """The types an annotation admits: each member of a union (``int | None``, or
+    ``float | Literal["none"]``, which is a ``typing.Union``), else the annotation."""
+    union = isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union
+    return typing.get_args(kind) if union else (kind,)
+
+
 def _check_value(key: str, value: Any, kind: Any, rules: Mapping[str, Any]) -> None:
     for item in value if isinstance(value, list) else [value]:
         _coerce(key, item, str if isinstance(value, list) else kind)
@@ -186,7 +193,7 @@ def _check_value(key: str, value: Any, kind: Any, rules: Mapping[str, Any]) -> N
                          choices() if callable(choices) else choices)
     if isinstance(value, bool) or not isinstance(value, int | float):
         return
-    options = typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
+    options = _options(kind)
     if float in options:
         _check_float(key, _as_float(key, value), rules)
     elif set(rules) <= {"ge"}:
@@ -259,7 +266,7 @@ def _coerce(key: str, value: Any, kind: Any) -> Any:
     comma-separated string → ``list[str]``."""
     if typing.get_origin(kind) is Literal:
         return check_choice(key, value, typing.get_args(kind))
-    options = typing.get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
+    options = _options(kind)
     for option in options:
         if option is type(None):
             continue

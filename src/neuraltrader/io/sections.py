@@ -31,8 +31,10 @@ class WindowDataSection:
 class ModelSection:
     """``[model]``: the options registered policies read (see the policy registry)."""
 
-    hidden: int = setting(5, ge=1, le=MAX_DIMENSION)  # hidden units H (mlp, dropout, lstm)
-    dropout: float = setting(0.5, ge=0, lt=1)  # dropout rate of the "dropout" policy
+    hidden: int = setting(5, ge=1, le=MAX_DIMENSION)  # hidden units H (every policy but linear)
+    dropout: float = setting(0.5, ge=0, lt=1)  # dropout rate (dropout and transformer)
+    layers: int = setting(2, ge=1, le=MAX_DIMENSION)  # encoder blocks (transformer only)
+    heads: int = setting(1, ge=1, le=MAX_DIMENSION)  # attention heads, divide hidden (transformer)
     position: PositionKind = "long"  # long ([0, 1]) or long_short ([-1, 1])
 
 

@@ -3,13 +3,19 @@
 For each test block (a calendar year by default) a fresh policy per seed is trained on
 the years before it (expanding from the start, or a rolling window), its epoch is chosen
 on the validation block just before the test block, and it then trades the test block
-with frozen weights. The blocks' positions join into one out-of-sample series.
+with frozen weights. The blocks' positions join into one out-of-sample series, and each
+block's trained ensemble is kept (``weights/block-N.safetensors``) for ``predict``.
 
-Inputs are volatility-scaled returns (:func:`~neuraltrader.core.windows.scaled_windows`): the
-window for day t ends with day t-1's return, so nothing from day t is used to trade it.
-The strategy trades the seeds' average position; its daily return is position × asset
-return − ``cost_bps`` × |Δ position|, averaged over assets with equal weight. The SPA
-test compares it (and each seed's policy) with buy-and-hold at equal volatility.
+Inputs (:func:`~neuraltrader.core.windows.feature_windows`, ``data.features``) are
+volatility-scaled returns or the momentum features of Lim et al. (2019); the window for
+day t ends with day t-1, so nothing from day t is used to trade it. The strategy trades
+the seeds' average position, scaled to ``backtest.vol_target`` annual volatility by the
+ex-ante volatility; its daily return is position × asset return − ``cost_bps`` × |Δ
+position|, averaged over assets with equal weight. Buy-and-hold and the classical
+baselines (TSMOM, MACD; :mod:`~neuraltrader.pipelines.trading`) are scaled and charged
+alike. The SPA test asks whether the strategy (or any seed's policy) beats each of them
+at equal volatility; ``backtest.placebo`` reruns the whole walk on random-sign copies
+of the data (:mod:`~neuraltrader.data.placebo`) for a permutation p-value.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -25,27 +31,39 @@ import torch
 from tqdm.auto import tqdm
 
 from .._checks import PositionKind
+from .._random import derive_seed
 from ..core.device import resolve_device
+from ..core.ensemble import Ensemble
 from ..core.memory import FLOAT_BYTES, check_memory, training_bytes
 from ..core.objectives import OBJECTIVES, make_objective
 from ..core.policies import WindowPolicy, saturated
 from ..core.registry import policy_names, policy_spec
 from ..core.train import OPTIMIZERS
-from ..core.windows import scaled_windows
+from ..core.windows import FEATURE_SETS, feature_windows
 from ..data.market import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
+from ..data.placebo import random_sign_copy
 from ..errors import ConfigError, DataError
 from ..evaluation.metrics import performance
-from ..evaluation.stats import spa_test
-from ..evaluation.verdicts import risk_matched_differentials
 from ..io.checkpoint import MAX_DIMENSION, MAX_SEEDS
 from ..io.config import Config, setting, to_dict
 from ..io.rundir import RunRecord, run_request, staged_run_dir, write_record
 from ..io.sections import ModelSection, TrainSection, WindowDataSection
 from ..io.units import TrainingStateFile, Unit, UnitStore
 from .cell import fit_replicas
+from .trading import (
+    BASELINES,
+    BUY_AND_HOLD,
+    leverage,
+    permutation_pvalue,
+    rule_positions,
+    spa_against_benchmarks,
+    strategy_returns,
+)
 
 WINDOWS = ("expanding", "rolling")
 DEFAULT_DATA = "sp500"
+MAX_PLACEBOS = 10_000
+PLACEBO_STREAM = 7  # derive_seed key of the placebo copies' signs
 
 
 @dataclass
@@ -59,7 +77,8 @@ class MarketDataConfig(WindowDataSection):
     date_format: str | None = setting(None)  # strptime format of the CSV's dates; unset: inferred
     sort_dates: bool = setting(False)  # sort the CSV's rows by date instead of refusing
     lag: int = setting(20, ge=1, le=MAX_DIMENSION)  # window length L, in periods
-    vol_span: int = setting(60, ge=2)  # span of the EWMA volatility that scales the inputs
+    vol_span: int = setting(60, ge=2)  # span of the EWMA volatility: inputs, vol targeting
+    features: str = setting("returns", choices=tuple(FEATURE_SETS))  # returns or momentum
 
     def check(self) -> None:
         if self.csv is not None and self.name is not None:
@@ -86,12 +105,14 @@ class PolicyConfig(ModelSection):
     kind: str = setting("mlp", choices=policy_names)  # mlp, lstm, linear, ...
     hidden: int = setting(8, ge=1, le=MAX_DIMENSION)
     dropout: float = setting(0.0, ge=0, lt=1)
+    heads: int = setting(2, ge=1, le=MAX_DIMENSION)  # attention heads (transformer)
     position: PositionKind = "long_short"
 
     def check(self) -> None:
-        if self.dropout > 0 and self.kind not in ("mlp", "dropout"):
+        if self.dropout > 0 and "dropout" not in policy_spec(self.policy(), "model.kind").options:
             raise ConfigError(
-                f"model.dropout applies to the mlp only; model.kind is {self.kind!r}"
+                f"model.dropout applies to policies that take it (mlp, transformer); "
+                f"model.kind is {self.kind!r}"
             )
 
     def policy(self) -> str:
@@ -132,6 +153,26 @@ class WalkForwardConfig:
     valid_years: int = setting(1, ge=1)  # the block that picks the epoch
     test_years: int = setting(1, ge=1)  # traded with frozen weights, then the walk rolls on
     cost_bps: float = setting(2.0, ge=0)  # cost per unit of |Δ position|, in basis points
+    # annual volatility every position is scaled to (ex-ante); "none": positions as held
+    vol_target: float | Literal["none"] = setting(0.15, gt=0)
+    baselines: list[str] = setting(factory=lambda: list(BASELINES),
+                                   choices=(*BASELINES, "none"))  # tsmom, macd, or none
+    placebo: int = setting(0, ge=0, le=MAX_PLACEBOS)  # random-sign copies for a placebo test
+
+    def check(self) -> None:
+        if "none" in self.baselines and len(self.baselines) > 1:
+            raise ConfigError(
+                f"backtest.baselines: 'none' cannot be combined with others, got {self.baselines}"
+            )
+
+    @property
+    def target(self) -> float | None:
+        """The volatility target, ``None`` when positions are not scaled."""
+        return None if self.vol_target == "none" else float(self.vol_target)
+
+    @property
+    def baseline_names(self) -> list[str]:
+        return [name for name in self.baselines if name != "none"]
 
 
 @dataclass
@@ -153,14 +194,19 @@ class BacktestResult:
     ----------
     metrics
         The ``metrics.json`` payload: ``data``, ``strategy``, ``buy_and_hold``,
-        ``spa_pvalue``, ``spa``, ``blocks``.
+        ``baselines``, ``vol_target``, ``spa_pvalue``, ``spa``, ``blocks``, and
+        ``placebo`` when one ran.
     daily
         One row per out-of-sample date: ``strategy_return``, ``buy_and_hold_return``,
-        ``cost``, and per asset ``<asset>_position`` and ``<asset>_return``.
+        ``<baseline>_return``, ``cost``, and per asset ``<asset>_signal`` (the seeds'
+        average position), ``<asset>_position`` (the signal at the volatility target,
+        the position traded) and ``<asset>_return``.
     history
         Per-epoch training history of every (block, seed).
     blocks
         One row per (test block, seed): its dates, rows and chosen epoch.
+    policies
+        Each block's trained ensemble, by block number.
     """
 
     config: BacktestConfig
@@ -169,17 +215,22 @@ class BacktestResult:
     daily: pd.DataFrame
     history: pd.DataFrame
     blocks: pd.DataFrame
+    policies: list[Ensemble]
 
     def record(self) -> RunRecord:
         """``metrics.json`` (kind ``backtest``), ``history.csv``, ``backtest.csv``
-        (daily), ``blocks.csv`` and the PNGs: equity, drawdown, rolling Sharpe."""
+        (daily), ``blocks.csv``, ``weights/block-N.safetensors`` and the PNGs: equity,
+        drawdown, rolling Sharpe."""
         from ..report.plots import plot_backtest
 
         figures = plot_backtest(self.daily, self.data.periods_per_year,
-                                title=f"{self.data.name} walk-forward")
+                                title=f"{self.data.name} walk-forward",
+                                baselines=self.config.backtest.baseline_names)
         return RunRecord("backtest", self.config, self.metrics, self.history, figures,
                          tables={"backtest": self.daily.rename_axis("date"),
-                                 "blocks": self.blocks})
+                                 "blocks": self.blocks},
+                         weights={f"block-{number}": ensemble
+                                  for number, ensemble in enumerate(self.policies)})
 
 
 def load_market_data(config: MarketDataConfig) -> MarketData:
@@ -190,9 +241,18 @@ def load_market_data(config: MarketDataConfig) -> MarketData:
                     date_format=config.date_format, sort_dates=config.sort_dates)
 
 
-def build_policy(config: PolicyConfig, lag: int) -> WindowPolicy:
-    """A fresh policy, initialised from torch's global generator."""
-    return policy_spec(config.policy(), "model.kind").build(lag, config)
+def build_policy(config: BacktestConfig) -> WindowPolicy:
+    """A fresh policy for ``config``'s windows, initialised from torch's global generator."""
+    return policy_spec(config.model.policy(), "model.kind").build(
+        config.data.lag, config.model, features=FEATURE_SETS[config.data.features])
+
+
+def input_windows(
+    panel: torch.Tensor, config: MarketDataConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The policy's inputs for every (asset, day) of ``panel`` ``(A, T)``: windows
+    ``(A, T, L * F)`` and their validity ``(A, T)`` (see ``feature_windows``)."""
+    return feature_windows(panel, config.lag, config.vol_span, config.features)
 
 
 @dataclass(frozen=True)
@@ -233,7 +293,7 @@ def walk_forward_blocks(dates: pd.DatetimeIndex, config: WalkForwardConfig) -> l
 def _rows(
     windows: torch.Tensor, returns: torch.Tensor, mask: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Series-major ``(A * n, L)`` windows and ``(A * n,)`` targets of the masked dates."""
+    """Series-major ``(A * n, L * F)`` windows and ``(A * n,)`` targets of the masked dates."""
     selected = torch.from_numpy(np.flatnonzero(mask)).to(windows.device)
     block_windows = windows.index_select(1, selected)
     targets = returns.index_select(1, selected)
@@ -243,9 +303,10 @@ def _rows(
 def _train_block(
     block: Block, windows: torch.Tensor, returns: torch.Tensor, config: BacktestConfig,
     state: TrainingStateFile | None = None,
-) -> tuple[torch.Tensor, pd.DataFrame]:
+) -> tuple[Ensemble, torch.Tensor, pd.DataFrame]:
     """Train ``train.seeds`` policies on ``block`` as one ensemble (replica s starts from
-    seed ``config.seed + s``); return their test positions ``(S, A, n)`` and history."""
+    seed ``config.seed + s``); return it (eval mode), its test positions ``(S, A, n)``
+    and its history."""
     train, valid = _rows(windows, returns, block.train), _rows(windows, returns, block.valid)
     test_windows = windows[:, torch.from_numpy(np.flatnonzero(block.test)).to(windows.device)]
     objective = make_objective(
@@ -253,38 +314,27 @@ def _train_block(
         turnover_penalty=config.train.turnover_penalty, series=len(returns),
     )
     with torch.random.fork_rng(devices=[]):  # the template's own weights are not used
-        template = build_policy(config.model, config.data.lag)
+        template = build_policy(config)
     # the epoch is chosen on the validation block: end with each replica's best weights
     ensemble, history, _ = fit_replicas(template, config, train, valid,
                                         epochs=config.train.epochs, objective=objective,
                                         restore_best=True, state=state)
     with torch.no_grad():
-        held = ensemble.eval()(test_windows.reshape(-1, config.data.lag))  # (S, A * n)
-    return held.unflatten(-1, (len(returns), -1)), history
-
-
-def strategy_returns(
-    positions: np.ndarray, returns: np.ndarray, cost_bps: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Daily portfolio return and cost of holding ``positions`` ``(..., A, T)`` in
-    assets with ``returns`` ``(A, T)``: equal weight over assets, costs of ``cost_bps``
-    per unit of |Δ position| (entering from flat on the first day counts).
-
-    Returns ``(net return, cost)``, each ``(..., T)``.
-    """
-    changes = np.abs(np.diff(positions, axis=-1, prepend=0.0))
-    costs = cost_bps / 1e4 * changes
-    return (positions * returns - costs).mean(-2), costs.mean(-2)
+        held = ensemble.eval()(test_windows.reshape(-1, windows.shape[-1]))  # (S, A * n)
+    return ensemble, held.unflatten(-1, (len(returns), -1)), history
 
 
 def evaluate_positions(
     data: MarketData, returns: pd.DataFrame, seed_positions: np.ndarray,
     config: BacktestConfig,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """Figures of trading the seeds' average position against buy-and-hold.
+    """Figures of trading the seeds' average position against buy-and-hold and the
+    baselines, all at the volatility target, after costs.
 
     Parameters
     ----------
+    data
+        The whole data set: the rules and volatility estimates read its history.
     returns
         The out-of-sample returns, dates × assets.
     seed_positions
@@ -293,33 +343,47 @@ def evaluate_positions(
     Returns
     -------
     metrics, daily
-        The ``metrics.json`` figures (``data``, ``strategy``, ``buy_and_hold``,
-        ``seed_sharpes``, ``spa_pvalue``, ``spa``) and the per-date frame.
+        The ``metrics.json`` figures (``data``, ``vol_target``, ``strategy``,
+        ``buy_and_hold``, ``baselines``, ``seed_sharpes``, ``collapsed_seeds``,
+        ``spa_pvalue``, ``spa``) and the per-date frame.
     """
+    tested = data.returns.index.get_indexer(returns.index)
+    panel = data.panel()
+    scale = leverage(panel, config.backtest.target, data.periods_per_year,
+                     config.data.vol_span)[:, tested]  # (A, T)
+    rules = {name: positions[:, tested] * scale for name, positions in
+             rule_positions(panel, config.backtest.baseline_names).items()}
     asset_returns = returns.to_numpy(np.float64).T  # (A, T)
-    average = seed_positions.mean(0)
+    signal = seed_positions.mean(0)
+    held = signal * scale
     cost_bps = config.backtest.cost_bps
-    strategy, costs = strategy_returns(average, asset_returns, cost_bps)
-    per_seed, _ = strategy_returns(seed_positions, asset_returns, cost_bps)
-    hold = np.ones_like(asset_returns)
-    buy_and_hold, _ = strategy_returns(hold, asset_returns, cost_bps)
+    strategy, costs = strategy_returns(held, asset_returns, cost_bps)
+    per_seed, _ = strategy_returns(seed_positions * scale, asset_returns, cost_bps)
+    benchmarks = {name: strategy_returns(positions, asset_returns, cost_bps)[0]
+                  for name, positions in rules.items()}
     candidates = np.vstack([strategy, per_seed]) if len(per_seed) > 1 else strategy[None]
-    spa = spa_test(risk_matched_differentials(candidates, buy_and_hold), seed=config.seed)
+    spa = spa_against_benchmarks(candidates, benchmarks, seed=config.seed)
 
     daily = pd.DataFrame(
-        {"strategy_return": strategy, "buy_and_hold_return": buy_and_hold, "cost": costs},
+        {"strategy_return": strategy} | {f"{name}_return": series
+                                         for name, series in benchmarks.items()}
+        | {"cost": costs},
         index=returns.index,
     )
-    for asset, positions, asset_return in zip(data.assets, average, asset_returns, strict=True):
-        daily[f"{asset}_position"] = positions
-        daily[f"{asset}_return"] = asset_return
+    for column, asset in enumerate(data.assets):
+        daily[f"{asset}_signal"] = signal[column]
+        daily[f"{asset}_position"] = held[column]
+        daily[f"{asset}_return"] = asset_returns[column]
     ppy = data.periods_per_year
+    figures = {name: performance(benchmarks[name], ppy, rules[name].T) for name in rules}
     metrics = {
         "data": {"name": data.name, "assets": data.assets, "periods_per_year": ppy,
                  "start": returns.index[0].date().isoformat(),
                  "end": returns.index[-1].date().isoformat()},
-        "strategy": performance(strategy, ppy, average.T),
-        "buy_and_hold": performance(buy_and_hold, ppy, hold.T),
+        "vol_target": config.backtest.target,
+        "strategy": performance(strategy, ppy, held.T),
+        "buy_and_hold": figures.pop(BUY_AND_HOLD),
+        "baselines": figures,
         "seed_sharpes": [performance(series, ppy)["sharpe"] for series in per_seed],
         # seeds whose every position sits at a bound of the head: collapsed, untrainable
         "collapsed_seeds": int(saturated(
@@ -335,60 +399,78 @@ def evaluate_positions(
 class WalkForward:
     """The trained part of a backtest, before costs: every seed's out-of-sample
     ``positions`` ``(S, A, T_test)`` on the dates of ``returns`` (dates × assets), the
-    training ``history``, one row per (block, seed) in ``blocks``, and the seconds it
-    took. Costs enter only :func:`evaluate_positions`, so configs that differ only in
-    ``backtest.cost_bps`` share one walk-forward."""
+    training ``history``, one row per (block, seed) in ``blocks``, each block's trained
+    ensemble in ``policies`` and the seconds it took. Costs and baselines enter only
+    :func:`evaluate_positions`, so configs that differ only in those share one
+    walk-forward."""
 
     positions: np.ndarray
     returns: pd.DataFrame
     history: pd.DataFrame
     blocks: pd.DataFrame
+    policies: list[Ensemble]
     seconds: float
 
 
-def walk_forward(
-    config: BacktestConfig, data: MarketData, *, progress: bool = True,
-    units: UnitStore | None = None,
-) -> WalkForward:
-    """Train and trade every walk-forward block of ``data`` (see the module doc). With
-    ``units``, each finished block is kept there and read back on a resumed run (blocks
-    retrain from scratch, so each is independent of the others)."""
-    config.validate()
-    check_backtest_memory(config, data)
-    panel = data.panel()
-    windows, valid = scaled_windows(panel, config.data.lag, config.data.vol_span)
-    device = resolve_device(config.train.device)
+def tradable_start(data: MarketData, valid: torch.Tensor, config: BacktestConfig) -> int:
+    """The first day on which every asset has a full window and a target ``valid``
+    ``(A, T)``; a ``DataError`` when there is none, or a gap after it."""
     usable = valid.all(0).numpy()
     if not usable.any():
         raise DataError(
             f"{data.name}: no date on which every asset has {config.data.lag} earlier returns "
-            f"and a volatility estimate ({config.data.vol_span // 2} more); too few rows"
+            f"and its {config.data.features!r} inputs (a volatility estimate needs "
+            f"{config.data.vol_span // 2} more); too few rows"
         )
     start = int(np.argmax(usable))  # after each asset's start and the warm-up
     if not usable[start:].all():  # loaders leave only leading gaps; guard all the same
         raise DataError(f"{data.name}: missing returns after {data.returns.index[start].date()}")
+    return start
+
+
+def walk_forward(
+    config: BacktestConfig, data: MarketData, *, progress: bool = True,
+    units: UnitStore | None = None, unit_prefix: str = "",
+) -> WalkForward:
+    """Train and trade every walk-forward block of ``data`` (see the module doc). With
+    ``units``, each finished block is kept there as ``<unit_prefix>block-N`` and read
+    back on a resumed run (blocks retrain from scratch, so each is independent of the
+    others)."""
+    config.validate()
+    check_backtest_memory(config, data)
+    panel = data.panel()
+    windows, valid = input_windows(panel, config.data)
+    device = resolve_device(config.train.device)
+    start = tradable_start(data, valid, config)
     dates = data.returns.index[start:]
-    windows, panel = windows[:, start:].to(device), panel[:, start:].to(device)
+    # the policies learn on the returns they will trade: at the volatility target
+    targets = panel * torch.from_numpy(leverage(panel, config.backtest.target,
+                                                data.periods_per_year,
+                                                config.data.vol_span)).to(panel.dtype)
+    windows, targets = windows[:, start:].to(device), targets[:, start:].to(device)
     blocks = walk_forward_blocks(dates, config.backtest)
 
     started = time.perf_counter()
-    held, histories, block_rows = [], [], []
+    held, policies, histories, block_rows = [], [], [], []
     for number, block in enumerate(tqdm(blocks, desc=f"walk-forward {data.name}",
                                         disable=not progress, leave=False)):
-        name = f"block-{number}"
+        name = f"{unit_prefix}block-{number}"
         if units is not None and name in units:
-            unit = units.load(name)
-            positions, history = unit.tensors["positions"].to(device), unit.frames["history"]
+            unit = units.load(name, device)
+            ensemble, history = unit.models["policy"], unit.frames["history"]
+            positions = unit.tensors["positions"].to(device)
         else:
             state = (units.training_state(name, config.train.checkpoint_every)
                      if units is not None else None)
-            positions, history = _train_block(block, windows, panel, config, state)
+            ensemble, positions, history = _train_block(block, windows, targets, config, state)
             if units is not None:
                 units.save(name, Unit(tensors={"positions": positions},
-                                      frames={"history": history}))
+                                      frames={"history": history},
+                                      models={"policy": ensemble}))
             if state is not None:
                 state.finish()
         held.append(positions)
+        policies.append(ensemble)
         test_dates = dates[block.test]
         histories.append(history.assign(block=number))
         best = history.loc[history.groupby("seed")["valid_return"].idxmax()]
@@ -411,6 +493,7 @@ def walk_forward(
         returns=data.returns.iloc[start:].iloc[tested],
         history=history[leading + [c for c in history.columns if c not in leading]],
         blocks=pd.DataFrame(block_rows),
+        policies=policies,
         seconds=seconds,
     )
 
@@ -419,16 +502,45 @@ def check_backtest_memory(config: BacktestConfig, data: MarketData) -> None:
     """Refuse a backtest whose windows and ensembles would not fit in the memory of
     ``train.device`` (see :mod:`neuraltrader.core.memory`); the largest block trains on
     every date."""
+    features = FEATURE_SETS[config.data.features]
     parameters = policy_spec(config.model.policy(), "model.kind").parameter_count(
-        config.data.lag, config.model)
+        config.data.lag, config.model, features=features)
     rows = len(data.returns) * len(data.assets)
+    inputs = config.data.lag * features
     needed = training_bytes(
         replicas=config.train.seeds, parameters=parameters, train_rows=rows,
-        valid_rows=rows, lag=config.data.lag, batch=config.train.batch_size or rows,
+        valid_rows=rows, lag=inputs, batch=config.train.batch_size or rows,
         width=config.model.hidden, epochs=config.train.epochs or 1,
-    ) + FLOAT_BYTES * rows * config.data.lag  # the scaled windows of the whole history
+    ) + FLOAT_BYTES * rows * inputs  # the input windows of the whole history
     check_memory(needed, resolve_device(config.train.device), config.train.memory_limit_gb,
                  "this backtest")
+
+
+def placebo_test(
+    config: BacktestConfig, data: MarketData, sharpe: float, *, progress: bool = True,
+    units: UnitStore | None = None,
+) -> dict[str, Any]:
+    """Rerun the whole walk-forward on ``backtest.placebo`` random-sign copies of
+    ``data`` (:func:`~neuraltrader.data.placebo.random_sign_copy`, copy k seeded from
+    ``seed`` and k) and place the real strategy's Sharpe ratio ``sharpe`` among theirs.
+
+    A pipeline that leaks the future earns on placebos too (their Sharpe ratios sit far
+    above 0); a real edge shows as a real Sharpe above theirs. Returns ``copies``,
+    ``method``, ``sharpes``, their ``mean`` and ``sd``, and ``p_value``
+    (:func:`~neuraltrader.pipelines.trading.permutation_pvalue`).
+    """
+    sharpes = []
+    for copy in tqdm(range(config.backtest.placebo), desc="placebo", disable=not progress,
+                     leave=False):
+        placebo = random_sign_copy(data, derive_seed(config.seed, PLACEBO_STREAM, copy))
+        trained = walk_forward(config, placebo, progress=False, units=units,
+                               unit_prefix=f"placebo-{copy}-")
+        metrics, _ = evaluate_positions(placebo, trained.returns, trained.positions, config)
+        sharpes.append(metrics["strategy"]["sharpe"])
+    values = np.asarray(sharpes)
+    return {"copies": len(sharpes), "method": "random signs", "sharpes": sharpes,
+            "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1
+            else 0.0, "p_value": permutation_pvalue(sharpe, sharpes)}
 
 
 def run_backtest(
@@ -436,8 +548,9 @@ def run_backtest(
     trained: WalkForward | None = None, units: UnitStore | None = None,
 ) -> BacktestResult:
     """Walk forward over ``data`` (default: the configured data set) and evaluate the
-    strategy with costs; no files. ``trained`` reuses a walk-forward of a config that
-    differs from ``config`` in costs only."""
+    strategy with costs, then the placebo test if ``backtest.placebo`` asks; no files.
+    ``trained`` reuses a walk-forward of a config that differs from ``config`` only in
+    what :func:`training_key` leaves out."""
     config.validate()
     data = data if data is not None else load_market_data(config.data)
     if trained is None:
@@ -445,13 +558,22 @@ def run_backtest(
     metrics, daily = evaluate_positions(data, trained.returns, trained.positions, config)
     metrics |= {"blocks": int(trained.blocks["block"].nunique()),
                 "train_seconds": trained.seconds}
-    return BacktestResult(config, data, metrics, daily, trained.history, trained.blocks)
+    if config.backtest.placebo:
+        metrics["placebo"] = placebo_test(config, data, metrics["strategy"]["sharpe"],
+                                          progress=progress, units=units)
+    return BacktestResult(config, data, metrics, daily, trained.history, trained.blocks,
+                          trained.policies)
+
+
+EVALUATION_KEYS = ("cost_bps", "baselines")
 
 
 def training_key(config: BacktestConfig) -> str:
-    """What a walk-forward depends on: the whole config but ``backtest.cost_bps``."""
+    """What a walk-forward depends on: the whole config but the keys only its
+    evaluation reads (costs, baselines)."""
     values = to_dict(config)
-    values["backtest"].pop("cost_bps", None)
+    for key in EVALUATION_KEYS:
+        values["backtest"].pop(key, None)
     return repr(values)
 
 
@@ -463,19 +585,33 @@ METRIC_COLUMNS = {
 
 
 def backtest_table(metrics: dict[str, Any]) -> str:
-    """The printed summary: strategy and buy-and-hold side by side, then the SPA test."""
-    frame = pd.DataFrame(
-        {name: metrics[key] for key, name in (("strategy", "strategy"),
-                                                ("buy_and_hold", "buy&hold"))}
-    ).T[list(METRIC_COLUMNS)].rename(columns=METRIC_COLUMNS)
+    """The printed summary: the strategy, buy-and-hold and the baselines side by side,
+    the volatility target, the SPA test and the placebo test."""
+    rows = {"strategy": metrics["strategy"], "buy&hold": metrics["buy_and_hold"]}
+    rows |= metrics.get("baselines", {})
+    frame = pd.DataFrame(rows).T[list(METRIC_COLUMNS)].rename(columns=METRIC_COLUMNS)
     data = metrics["data"]
+    target = metrics.get("vol_target")
+    spa = metrics["spa"]
+    against = ", ".join(name.replace("buy_and_hold", "buy&hold")
+                        for name in spa.get("p_values", {"buy_and_hold": None}))
     lines = [
         f"{data['name']} ({', '.join(data['assets'])}), out of sample "
-        f"{data['start']} .. {data['end']}, {metrics['blocks']} walk-forward blocks",
+        f"{data['start']} .. {data['end']}, {metrics['blocks']} walk-forward blocks, "
+        + (f"every position scaled to {target:.0%} annual volatility (ex ante)"
+           if target is not None else "positions as held (no volatility target)"),
         frame.to_string(float_format=lambda value: f"{value:.3f}"),
-        f"SPA p-value, strategy vs buy-and-hold: {metrics['spa_pvalue']:.3f} "
-        f"({'significant' if metrics['spa_pvalue'] < 0.05 else 'not significant'} at 5%)",
+        f"SPA p-value, strategy vs the best of {against}: {metrics['spa_pvalue']:.3f} "
+        f"({'significant' if metrics['spa_pvalue'] < 0.05 else 'not significant'} at 5%"
+        + (f"; binding: {spa['benchmark']}" if "benchmark" in spa else "") + ")",
     ]
+    if "placebo" in metrics:
+        placebo = metrics["placebo"]
+        lines.append(
+            f"placebo ({placebo['copies']} random-sign copies): Sharpe {placebo['mean']:.3f} "
+            f"± {placebo['sd']:.3f}; the real {metrics['strategy']['sharpe']:.3f} has "
+            f"permutation p = {placebo['p_value']:.3f}"
+        )
     if metrics.get("collapsed_seeds"):
         lines.append(
             f"warning: {metrics['collapsed_seeds']} of {len(metrics['seed_sharpes'])} seeds "
@@ -486,7 +622,7 @@ def backtest_table(metrics: dict[str, Any]) -> str:
 
 def write_backtest(result: BacktestResult, directory: Path) -> None:
     """``config.toml``, ``metrics.json``, ``history.csv``, ``backtest.csv`` (daily),
-    ``blocks.csv`` and the PNGs: equity, drawdown, rolling Sharpe."""
+    ``blocks.csv``, the blocks' weights and the PNGs: equity, drawdown, rolling Sharpe."""
     write_record(result.record(), directory)
 
 
@@ -507,6 +643,7 @@ def backtest(
 
 __all__ = [
     "BacktestConfig", "BacktestResult", "WalkForward", "backtest", "backtest_table",
-    "evaluate_positions", "run_backtest", "strategy_returns", "training_key", "walk_forward",
-    "walk_forward_blocks", "write_backtest",
+    "build_policy", "evaluate_positions", "input_windows", "placebo_test", "run_backtest",
+    "strategy_returns", "training_key", "walk_forward", "walk_forward_blocks",
+    "write_backtest",
 ]

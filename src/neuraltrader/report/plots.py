@@ -113,6 +113,7 @@ def plot_policy(curves: pd.DataFrame, title: str = "") -> Figure:
 
 
 BACKTEST_SERIES = {"strategy_return": "strategy", "buy_and_hold_return": "buy and hold"}
+BASELINE_LABELS = {"tsmom": "time-series momentum", "macd": "MACD trend"}
 
 
 def _time_axis_plot(
@@ -141,21 +142,27 @@ def _time_axis_plot(
     return figure
 
 
-def plot_backtest(daily: pd.DataFrame, periods_per_year: int, title: str = "") -> dict[str, Figure]:
+def plot_backtest(
+    daily: pd.DataFrame, periods_per_year: int, title: str = "",
+    baselines: list[str] | tuple[str, ...] = (),
+) -> dict[str, Figure]:
     """The backtest's three pictures, strategy against buy-and-hold: ``equity`` (growth
-    of 1, log scale), ``drawdown`` (% below the running peak) and ``rolling_sharpe``
-    (annualised, trailing one year).
+    of 1, log scale, with the ``baselines`` too), ``drawdown`` (% below the running
+    peak) and ``rolling_sharpe`` (annualised, trailing one year).
 
-    ``daily`` has ``strategy_return`` and ``buy_and_hold_return`` by date.
+    ``daily`` has ``strategy_return``, ``buy_and_hold_return`` and, per baseline,
+    ``<baseline>_return`` by date.
     """
     from ..evaluation.metrics import drawdown, equity_curve, rolling_sharpe
 
     columns = {label: daily[column] for column, label in BACKTEST_SERIES.items()}
+    ruled = columns | {BASELINE_LABELS.get(name, name): daily[f"{name}_return"]
+                       for name in baselines}
     prefix = f"{title}: " if title else ""
     return {
         "equity": _time_axis_plot(
             {label: pd.Series(equity_curve(values), values.index)
-             for label, values in columns.items()},
+             for label, values in ruled.items()},
             "growth of 1 (log scale)", f"{prefix}equity, after costs", log=True,
         ),
         "drawdown": _time_axis_plot(

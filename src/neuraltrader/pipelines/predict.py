@@ -1,0 +1,161 @@
+"""Tomorrow's position: a finished backtest's most recent policies applied to the
+latest data.
+
+The position for the day after the data's last date is what the backtest would hold
+that day: the same input windows (the window for day t ends with day t-1, so one empty
+day appended to the returns gives the next day's window), the most recent block's
+ensemble, the seeds' average position, and the same ex-ante volatility scaling.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..core.ensemble import Ensemble
+from ..core.windows import ex_ante_volatility
+from ..data.market import MarketData, load, load_csv
+from ..errors import ConfigError, DataError
+from ..io.checkpoint import load_policy
+from ..io.config import load_config
+from .backtest import BacktestConfig, input_windows
+
+WEIGHTS = "weights"
+_BLOCK = re.compile(r"block-(\d+)\.safetensors")
+
+
+@dataclass
+class TrainedBacktest:
+    """What ``predict`` needs of a backtest's run directory: its ``config``, the
+    ``assets`` and ``periods_per_year`` it was trained on, and the most recent block's
+    ``ensemble`` (number ``block``)."""
+
+    config: BacktestConfig
+    assets: list[str]
+    periods_per_year: int
+    block: int
+    ensemble: Ensemble
+
+
+def read_backtest(run_dir: str | Path) -> TrainedBacktest:
+    """Read a finished backtest's config, data description and latest policies; a
+    directory that is not one is a one-line ``DataError``."""
+    run_dir = Path(run_dir)
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{str(run_dir)!r} is not a finished run directory "
+                        f"(metrics.json: {error})") from None
+    if not isinstance(metrics, dict) or metrics.get("kind") != "backtest":
+        kind = metrics.get("kind") if isinstance(metrics, dict) else None
+        raise DataError(f"{str(run_dir)!r} holds a {kind!r} run; predict needs a backtest's")
+    blocks = sorted((int(match[1]), path) for path in (run_dir / WEIGHTS).glob("*.safetensors")
+                    if (match := _BLOCK.fullmatch(path.name)))
+    if not blocks:
+        raise DataError(f"{str(run_dir)!r} has no {WEIGHTS}/block-N.safetensors: a backtest "
+                        f"written before policies were saved; rerun it")
+    block, path = blocks[-1]
+    ensemble = load_policy(path)
+    if not isinstance(ensemble, Ensemble):
+        raise DataError(f"{str(path)!r} holds a single policy, not a block's ensemble")
+    try:
+        data = metrics["data"]
+        assets, periods = [str(asset) for asset in data["assets"]], int(data["periods_per_year"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{str(run_dir)!r}: metrics.json lacks the data description "
+                        f"({error!r})") from None
+    config = load_config(BacktestConfig, run_dir / "config.toml")
+    return TrainedBacktest(config, assets, periods, block, ensemble)
+
+
+def latest_data(
+    trained: TrainedBacktest, name: str | None = None, csv: str | None = None,
+    date: str | None = None,
+) -> MarketData:
+    """The data to predict from: a bundled set, a CSV read with the backtest's CSV
+    options, or (neither) the backtest's own data set; cut after ``date`` if given.
+    Assets or a frequency other than the backtest's are a ``DataError``."""
+    options = trained.config.data
+    if name is not None and csv is not None:
+        raise ConfigError("--data and --csv both choose the prices: give one")
+    if csv is not None or (name is None and options.csv is not None):
+        data = load_csv(csv or options.csv, kind=options.kind, fill=options.fill,
+                        min_rows=options.lag + 2, date_format=options.date_format,
+                        sort_dates=options.sort_dates)
+    else:
+        data = load(name or options.bundled)
+    if data.assets != trained.assets:
+        raise DataError(f"{data.name} has assets {data.assets}; the backtest was trained on "
+                        f"{trained.assets} (same names, same order)")
+    if data.periods_per_year != trained.periods_per_year:
+        raise DataError(f"{data.name} has {data.periods_per_year} periods a year; the backtest "
+                        f"was trained on {trained.periods_per_year}")
+    if date is None:
+        return data
+    try:
+        cut = pd.Timestamp(date)
+    except ValueError:
+        raise ConfigError(f"--date must be a date such as 2018-06-29, got {date!r}") from None
+    returns = data.returns.loc[:cut]
+    if len(returns) < options.lag + 2:
+        raise DataError(f"{data.name} has {len(returns)} returns up to {date}; "
+                        f"at least {options.lag + 2} are needed")
+    return MarketData(data.name, returns, data.periods_per_year)
+
+
+def predict_positions(trained: TrainedBacktest, data: MarketData) -> pd.DataFrame:
+    """Per asset, the position for the day after ``data``'s last date.
+
+    Returns
+    -------
+    pd.DataFrame
+        One row per asset: ``date`` (the last date of the data), ``position`` (the
+        seeds' average), ``spread`` (their standard deviation), ``volatility`` (the
+        ex-ante annual volatility), ``size`` (the position at the volatility target, as
+        the backtest trades it; the position itself without a target) and ``seeds``.
+    """
+    config = trained.config
+    panel = data.panel()
+    # one empty day after the last: its window and volatility use returns before it only
+    padded = torch.cat((panel, torch.full((len(panel), 1), torch.nan)), dim=1)
+    windows, _ = input_windows(padded, config.data)
+    tomorrow = windows[:, -1]  # (A, L * F)
+    if not bool(torch.isfinite(tomorrow).all()):
+        raise DataError(f"{data.name}: too little history before {data.returns.index[-1].date()} "
+                        f"for the policy's {config.data.features!r} inputs")
+    ensemble = trained.ensemble.eval()
+    with torch.no_grad():
+        seed_positions = ensemble(tomorrow.to(next(ensemble.parameters()).device))  # (S, A)
+    seeds = seed_positions.double().cpu().numpy()
+    daily_volatility = ex_ante_volatility(padded.double(), config.data.vol_span)[:, -1].numpy()
+    volatility = daily_volatility * np.sqrt(data.periods_per_year)
+    position = seeds.mean(0)
+    target = config.backtest.target
+    size = position if target is None else position * (target / volatility)
+    return pd.DataFrame({
+        "asset": data.assets, "date": data.returns.index[-1].date().isoformat(),
+        "position": position, "spread": seeds.std(0, ddof=1) if len(seeds) > 1 else 0.0,
+        "volatility": volatility, "size": size, "seeds": len(seeds),
+    })
+
+
+def predict_table(trained: TrainedBacktest, positions: pd.DataFrame) -> str:
+    """The printed answer: a line on the policies, then one row per asset."""
+    target = trained.config.backtest.target
+    return "\n".join([
+        f"block {trained.block}'s {len(trained.ensemble.seeds)} "
+        f"{trained.config.model.policy()} policies, position for the day after "
+        f"{positions['date'].iloc[0]}; size at "
+        + (f"{target:.0%} annual volatility" if target is not None else "no volatility target"),
+        positions.drop(columns=["date", "seeds"]).to_string(
+            index=False, float_format=lambda value: f"{value:.4f}"),
+    ])
+
+
+__all__ = ["TrainedBacktest", "latest_data", "predict_positions", "predict_table", "read_backtest"]
