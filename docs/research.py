@@ -3,13 +3,15 @@ momentum and the MACD trend rule on real prices, every position at 15% annual vo
 (ex ante), after 2 bps costs, with the SPA p-value against the best of the benchmarks.
 
 Each row is one default ``neuraltrader backtest`` (4 seeds, 100 epochs a block, yearly
-walk-forward); ``mlp+momentum`` is the mlp on the momentum features. Results go to
+walk-forward; its printed table kept as ``table``); ``mlp+momentum`` is the mlp on the
+momentum features. Results go to
 ``docs/research.json`` as each run finishes (a rerun skips the rows already there), and
-the table is printed as Markdown; ``tests/test_docs.py`` checks that the README quotes
-these figures.
+the table is printed as Markdown; ``--readme`` writes it, and the S&P 500 mlp's printed
+output, into README.md between their markers. ``tests/test_docs.py`` checks that the
+README quotes these figures.
 
     python docs/research.py [--data sp500,nasdaq,daily-universe]
-                            [--models mlp,mlp+momentum,lstm,transformer] [--fresh]
+                            [--models mlp,mlp+momentum,lstm,transformer] [--fresh] [--readme]
 """
 
 from __future__ import annotations
@@ -21,9 +23,13 @@ from pathlib import Path
 
 import torch
 
-from neuraltrader.pipelines.backtest import BacktestConfig, run_backtest
+from neuraltrader.pipelines.backtest import BacktestConfig, backtest_table, run_backtest
 
 RESULTS = Path(__file__).with_name("research.json")
+README = Path(__file__).parent.parent / "README.md"
+TABLE_MARKERS = ("<!-- research table -->", "<!-- /research table -->")
+OUTPUT_MARKERS = ("<!-- research output -->", "<!-- /research output -->")
+QUOTED = ("sp500", "mlp")  # the row whose printed table the README shows
 BENCHMARKS = ("buy_and_hold", "tsmom", "macd")
 
 
@@ -48,7 +54,7 @@ def row(data: str, model: str) -> dict[str, object]:
                 "spa_pvalue": metrics["spa_pvalue"], "binding": metrics["spa"]["benchmark"]}
     benchmarks = {"buy_and_hold": metrics["buy_and_hold"]} | metrics["baselines"]
     figures |= {f"{name}_sharpe": benchmarks[name]["sharpe"] for name in BENCHMARKS}
-    return figures
+    return figures | {"table": backtest_table(metrics)}  # as `neuraltrader backtest` prints
 
 
 def markdown(rows: list[dict[str, object]]) -> str:
@@ -65,11 +71,28 @@ def markdown(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def readme_sections(rows: list[dict[str, object]]) -> dict[tuple[str, str], str]:
+    """What the README holds between each pair of markers."""
+    quoted = next(r for r in rows if (r["data"], r["model"]) == QUOTED)
+    return {TABLE_MARKERS: markdown(rows), OUTPUT_MARKERS: f"```\n{quoted['table']}\n```"}
+
+
+def update_readme(rows: list[dict[str, object]]) -> None:
+    """Write the table and the quoted output between their markers in the README."""
+    text = README.read_text()
+    for (opening, closing), body in readme_sections(rows).items():
+        before, rest = text.split(opening, 1)
+        text = f"{before}{opening}\n{body}\n{closing}{rest.split(closing, 1)[1]}"
+    README.write_text(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="sp500,nasdaq,daily-universe")
     parser.add_argument("--models", default="mlp,mlp+momentum,lstm,transformer")
     parser.add_argument("--fresh", action="store_true", help="ignore rows already in the JSON")
+    parser.add_argument("--readme", action="store_true",
+                        help="also write the table and the quoted output into README.md")
     args = parser.parse_args()
     done = [] if args.fresh or not RESULTS.exists() else json.loads(RESULTS.read_text())
     for data in args.data.split(","):
@@ -81,6 +104,8 @@ def main() -> None:
             print(f"{data} {model}: {done[-1]['seconds']} s", flush=True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     print(markdown(done))
+    if args.readme:
+        update_readme(done)
 
 
 if __name__ == "__main__":

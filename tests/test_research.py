@@ -122,7 +122,8 @@ def test_backtest_saves_every_block_ensemble(finished_backtest):
     names = sorted(path.name for path in (out / "weights").iterdir())
     assert names == [f"block-{n}.safetensors" for n in range(metrics["blocks"])]
     trained = read_backtest(out)
-    assert trained.block == metrics["blocks"] - 1 and trained.ensemble.seeds == [0, 1]
+    assert len(trained.valid_ends) == metrics["blocks"]
+    assert trained.ensemble(metrics["blocks"] - 1).seeds == [0, 1]
 
 
 def test_predict_on_data_cut_at_day_t_is_the_position_held_on_day_t_plus_1(finished_backtest):
@@ -132,12 +133,17 @@ def test_predict_on_data_cut_at_day_t_is_the_position_held_on_day_t_plus_1(finis
     csv, out = finished_backtest
     daily = pd.read_csv(out / "backtest.csv", parse_dates=["date"], index_col="date")
     trained = read_backtest(out)
-    for offset in (2, 60, 200):  # days inside the last test block (the last year)
+    blocks = pd.read_csv(out / "blocks.csv")
+    last_test_start = pd.Timestamp(blocks["test_start"].max())
+    # days of the last test block, its first day (the day before belongs to the block
+    # before, whose policies then trade it) and a day of the block before
+    for offset in (2, 60, 200, (daily.index >= last_test_start).sum(), 400):
         day, next_day = daily.index[-offset - 1], daily.index[-offset]
         prediction = predict_positions(trained, latest_data(trained, csv=str(csv),
                                                              date=str(day.date())))
         row = prediction.iloc[0]
-        assert row["date"] == day.date().isoformat()
+        held_by = blocks.loc[pd.to_datetime(blocks["test_start"]) <= next_day, "block"].max()
+        assert row["date"] == day.date().isoformat() and row["block"] == held_by
         assert row["position"] == pytest.approx(daily.loc[next_day, "asset_signal"], rel=1e-6)
         assert row["size"] == pytest.approx(daily.loc[next_day, "asset_position"], rel=1e-6)
         assert row["seeds"] == 2 and row["spread"] >= 0 and row["volatility"] > 0
@@ -150,8 +156,8 @@ def test_predict_command_prints_and_writes_csv(finished_backtest, tmp_path, caps
     printed = capsys.readouterr().out
     assert "position for the day after" in printed and "15% annual volatility" in printed
     written = pd.read_csv(target)
-    assert list(written.columns) == ["asset", "date", "position", "spread", "volatility",
-                                     "size", "seeds"]
+    assert list(written.columns) == ["asset", "date", "block", "position", "spread",
+                                     "volatility", "size", "seeds"]
     assert written["asset"].tolist() == ["asset"]
 
 
@@ -166,6 +172,8 @@ def test_predict_refuses_other_assets_frequency_or_runs(finished_backtest, tmp_p
         (["--csv", str(tmp_path / "weekly.csv")], "periods a year"),
         (["--data", "sp500"], "assets"),
         (["--csv", str(csv), "--date", "1990-01-01"], "returns up to"),
+        (["--csv", str(csv), "--date", "2012-06-01"], "no block"),  # before any block ends
+        (["--out", str(tmp_path / "missing" / "p.csv")], "existing folder"),
         (["--csv", str(csv), "--date", "not a date"], "--date"),
     ):
         assert main(["predict", str(out), *arguments]) == 2
@@ -209,6 +217,8 @@ def test_placebo_sharpes_sit_near_zero_and_a_leak_lifts_them(tmp_path, monkeypat
 def test_permutation_pvalue_counts_the_real_figure():
     assert permutation_pvalue(1.0, [0.1, 0.2, 0.3]) == 0.25
     assert permutation_pvalue(0.0, [0.1, 0.2, 0.3]) == 1.0
+    with pytest.raises(DataError, match="non-finite"):
+        permutation_pvalue(float("nan"), [0.1, 0.2])
 
 
 # ---------------------------------------------------------------- policies and data
@@ -256,6 +266,24 @@ def test_cli_research_options(tmp_path, capsys):
     assert main(["backtest", "--vol-target", "high", "--out", str(tmp_path / "x")]) == 2
     assert "backtest.vol_target" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_daily_rules_and_features_on_monthly_data():
+    """TSMOM looks back a year of months; MACD and the momentum features are daily."""
+    data = load("crude")
+    tested = data.returns.iloc[-60:]
+    metrics, _ = evaluate_positions(data, tested, np.ones((1, 2, 60)), BacktestConfig())
+    assert list(metrics["baselines"]) == ["tsmom"]
+    assert "daily data" in metrics["baselines_skipped"]["macd"]
+    panel = data.panel().double()
+    held = tsmom_position(panel, lookback=12).numpy()[:, -60:]
+    assert metrics["baselines"]["tsmom"]["turnover"] == pytest.approx(
+        performance(np.zeros(60), 12, (held * volatility_scale(panel, 0.15, 12).numpy()[:, -60:]).T
+                    )["turnover"])
+    config = BacktestConfig()
+    config.data.features = "momentum"
+    with pytest.raises(DataError, match="needs daily data"):
+        run_backtest(config, data, progress=False)
 
 
 def test_unknown_feature_set_in_windows_is_one_error():

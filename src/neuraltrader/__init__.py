@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 
 from ._random import seeded
 from .core.objectives import mean_return
-from .core.policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader
+from .core.policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, TransformerTrader
 from .core.train import fit
 from .core.windows import generate_sequences
 from .data.reference import buy_and_hold_position, flat_position, oracle_position
@@ -33,6 +33,7 @@ __all__ = [
     "NeuralTraderError",
     "ReturnProcess",
     "TrainingError",
+    "TransformerTrader",
     "__version__",
     "buy_and_hold_position",
     "fit",

@@ -171,6 +171,30 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", metavar="RUN_DIR", help="a finished run directory")
     report.set_defaults(handler=_run_report)
 
+    compare = commands.add_parser(
+        "compare", help="finished runs of one kind side by side: one table, overlaid plots",
+        description="Compare two or more finished runs of the same kind in one table "
+        "(config keys that differ first) and overlaid plots: equity curves of backtests, "
+        "training histories of studies, every cell of sweeps. Prints the table and writes "
+        "one self-contained page.",
+    )
+    compare.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
+                         help="finished run directories, all of one kind (at least 2)")
+    compare.add_argument("--out", metavar="FILE", default="compare.html",
+                         help="where to write the page (default: ./compare.html)")
+    compare.set_defaults(handler=_run_compare)
+
+    config = commands.add_parser(
+        "config", help="every config key of a command: default, allowed values, meaning",
+        description="List every key that COMMAND reads (set it in a --config TOML file "
+        "or with --set section.key=value): its default, the values it accepts and what "
+        "it means.",
+    )
+    config.add_argument("words", nargs="+", metavar="COMMAND",
+                        help="run, sweep [study|backtest], backtest, demo linear or "
+                        "demo classifier")
+    config.set_defaults(handler=_run_config)
+
     demo = commands.add_parser("demo", help="the tutorial's warm-up studies")
     demos = demo.add_subparsers(dest="demo", required=True, metavar="DEMO")
     for name, summary, example in (
@@ -225,6 +249,23 @@ def _run_report(args: argparse.Namespace) -> int:
     from .report import write_report
 
     print(f"report: {write_report(args.run_dir)}")
+    return 0
+
+
+def _run_compare(args: argparse.Namespace) -> int:
+    from .report.compare import comparison_text, write_comparison
+
+    comparison, out = write_comparison(args.run_dirs, args.out)
+    print(comparison_text(comparison))
+    print(f"compare: {out}")
+    return 0
+
+
+def _run_config(args: argparse.Namespace) -> int:
+    from .io.keys import config_keys, keys_table
+    from .pipelines.commands import command_config
+
+    print(keys_table(config_keys(command_config(args.words))))
     return 0
 
 
@@ -284,17 +325,9 @@ def _run_backtest(args: argparse.Namespace) -> int:
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-    from .pipelines.predict import latest_data, predict_positions, predict_table, read_backtest
+    from .pipelines.predict import predict
 
-    out = Path(args.out) if args.out is not None else None
-    if out is not None and out.is_dir():
-        raise ConfigError(f"--out {args.out!r} is a directory; give a CSV file's path")
-    trained = read_backtest(args.run_dir)
-    positions = predict_positions(trained, latest_data(trained, args.data, args.csv, args.date))
-    print(predict_table(trained, positions))
-    if out is not None:
-        positions.to_csv(out, index=False)
-        print(f"positions: {out}")
+    print(predict(args.run_dir, name=args.data, csv=args.csv, date=args.date, out=args.out))
     return 0
 
 

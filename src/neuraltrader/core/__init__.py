@@ -1,16 +1,34 @@
-"""The learning core: windows, policies and their registry, ensembles, objectives, fit.
+"""The learning core: windows and input features, trading signals, policies and their
+registry, ensembles, objectives, fit.
 
 Imports nothing above it (``errors``, ``_checks`` and ``_random`` only).
 """
 
 from .ensemble import Ensemble, FunctionalEnsemble, TraderEnsemble, make_ensemble
 from .objectives import make_objective, mean_return
-from .policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, WindowPolicy
+from .policies import (
+    DropoutTrader,
+    LinearTrader,
+    LSTMTrader,
+    NeuralTrader,
+    TransformerTrader,
+    WindowPolicy,
+)
+from .signals import (
+    macd_indicators,
+    macd_position,
+    momentum_features,
+    normalised_returns,
+    tsmom_position,
+    volatility_scale,
+)
 from .train import fit
-from .windows import generate_sequences, scaled_windows
+from .windows import feature_windows, generate_sequences, scaled_windows
 
 __all__ = [
     "DropoutTrader", "Ensemble", "FunctionalEnsemble", "LSTMTrader", "LinearTrader",
-    "NeuralTrader", "TraderEnsemble", "WindowPolicy", "fit", "generate_sequences",
-    "make_ensemble", "make_objective", "mean_return", "scaled_windows",
+    "NeuralTrader", "TraderEnsemble", "TransformerTrader", "WindowPolicy", "feature_windows",
+    "fit", "generate_sequences", "macd_indicators", "macd_position", "make_ensemble",
+    "make_objective", "mean_return", "momentum_features", "normalised_returns",
+    "scaled_windows", "tsmom_position", "volatility_scale",
 ]

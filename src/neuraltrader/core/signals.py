@@ -264,8 +264,9 @@ def normalised_returns(
         if horizon == 1:  # bit for bit the scaled input z
             columns.append(returns / ex_ante_volatility(returns, span))
         else:
-            scaled = _compounded(values, horizon) / (sigma * math.sqrt(horizon))
-            columns.append(_like(scaled, returns))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scaled = _compounded(values, horizon) / (sigma * math.sqrt(horizon))
+            columns.append(_like(np.where(sigma > 0, scaled, np.nan), returns))
     return torch.stack(columns, dim=-1)
 
 

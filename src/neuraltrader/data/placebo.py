@@ -1,9 +1,12 @@
 """Placebo copies of market data: the same volatility, nothing to predict.
 
 Each return keeps its size and gets an independent random sign. Absolute returns, and
-so every volatility estimate, every vol-targeted position size and the volatility
-clustering of the real series, are unchanged; the sign of tomorrow's return is
-independent of everything before it, so no policy can have an edge, drift included.
+so the volatility clustering of the real series, are unchanged (volatility estimates
+move a little, as the EWMA standard deviation subtracts a mean that the signs change);
+the sign of tomorrow's return is independent of everything before it, so no policy can
+have an edge. That null has no drift either: a policy that is mostly long equities
+beats its placebos by the drift alone, so read the placebo p-value beside the Sharpe
+ratio of buy-and-hold.
 A block permutation was the alternative; it keeps serial dependence inside each block
 (momentum survives in it), so it would not be a clean null for a trend-follower.
 """

@@ -151,11 +151,15 @@ def setting(
     le: float | None = None,
     lt: float | None = None,
     choices: tuple[str, ...] | Callable[[], tuple[str, ...]] | None = None,
+    help: str | None = None,
 ) -> Any:
     """A config field with its bounds (``ge``/``gt``/``le``/``lt``) or its ``choices``
     (a tuple, or a function returning one for choices known only at run time, such as
-    the policy registry); :func:`validate` enforces them."""
-    metadata = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices}
+    the policy registry), which :func:`validate` enforces, and its meaning in one line,
+    ``help``, which ``neuraltrader config`` and the README's key tables print. A subclass
+    that redeclares a field only to change its default may leave ``help`` out: the
+    nearest base's meaning holds."""
+    metadata = {"ge": ge, "gt": gt, "le": le, "lt": lt, "choices": choices, "help": help}
     metadata = {key: value for key, value in metadata.items() if value is not None}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
@@ -196,7 +200,7 @@ def _check_value(key: str, value: Any, kind: Any, rules: Mapping[str, Any]) -> N
     options = _options(kind)
     if float in options:
         _check_float(key, _as_float(key, value), rules)
-    elif set(rules) <= {"ge"}:
+    elif set(rules) - {"help"} <= {"ge"}:  # no upper bound: the integer message
         check_int(key, value, minimum=int(rules.get("ge", INT_MIN)))
         _check_int64(key, value, rules)
     else:

@@ -24,18 +24,21 @@ from .config import setting
 class WindowDataSection:
     """What every window-based ``[data]`` section has."""
 
-    lag: int = setting(4, ge=1, le=MAX_DIMENSION)  # L: window length, in periods
+    lag: int = setting(4, ge=1, le=MAX_DIMENSION, help="L: window length, in periods")
 
 
 @dataclass
 class ModelSection:
     """``[model]``: the options registered policies read (see the policy registry)."""
 
-    hidden: int = setting(5, ge=1, le=MAX_DIMENSION)  # hidden units H (every policy but linear)
-    dropout: float = setting(0.5, ge=0, lt=1)  # dropout rate (dropout and transformer)
-    layers: int = setting(2, ge=1, le=MAX_DIMENSION)  # encoder blocks (transformer only)
-    heads: int = setting(1, ge=1, le=MAX_DIMENSION)  # attention heads, divide hidden (transformer)
-    position: PositionKind = "long"  # long ([0, 1]) or long_short ([-1, 1])
+    hidden: int = setting(5, ge=1, le=MAX_DIMENSION,
+                          help="hidden units H (every policy but linear)")
+    dropout: float = setting(0.5, ge=0, lt=1,
+                             help="dropout rate (the dropout and transformer policies)")
+    layers: int = setting(2, ge=1, le=MAX_DIMENSION, help="encoder blocks (transformer only)")
+    heads: int = setting(1, ge=1, le=MAX_DIMENSION,
+                         help="attention heads, must divide hidden (transformer only)")
+    position: PositionKind = setting("long", help="long ([0, 1]) or long_short ([-1, 1])")
 
 
 @dataclass
@@ -43,9 +46,9 @@ class OptimizerSection:
     """What every ``[train]`` section has, the demos' included: the optimizer, its
     learning rate and the device."""
 
-    lr: float = setting(0.01, gt=0)  # learning rate
-    optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZERS))  # rmsprop, adam, sgd
-    device: str = "cpu"  # cpu, cuda, cuda:N or auto
+    lr: float = setting(0.01, gt=0, help="learning rate")
+    optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZERS), help="the optimizer")
+    device: str = setting("cpu", help="where to train: cpu, cuda, cuda:N or auto (--device)")
 
     def check(self) -> None:
         resolve_device(self.device)
@@ -55,16 +58,22 @@ class OptimizerSection:
 class TrainSection(OptimizerSection):
     """``[train]``: how every policy is fitted, in every command."""
 
-    epochs: int | None = setting(None, ge=1)  # passes over the training data
-    batch_size: int | None = setting(1000, ge=1)  # windows per step; unset: full batch
-    seeds: int = setting(1, ge=1, le=MAX_SEEDS)  # replicas, trained as one ensemble
-    shuffle: bool = True  # fresh batch order every epoch
-    patience: int | None = setting(None, ge=1)  # early stopping: epochs without a better valid
-    objective: str = setting("mean", choices=OBJECTIVES)  # mean, sharpe or utility
-    risk_aversion: float = setting(1.0, ge=0)  # lambda of the utility objective
-    turnover_penalty: float = setting(0.0, ge=0)  # objective minus this × mean |Δ position|
-    memory_limit_gb: float | None = setting(None, gt=0)  # unset: what the device has
-    checkpoint_every: int | None = setting(None, ge=1)  # epochs between kept training states
+    epochs: int | None = setting(None, ge=1, help="passes over the training data")
+    batch_size: int | None = setting(1000, ge=1, help="windows per step; unset: full batch")
+    seeds: int = setting(1, ge=1, le=MAX_SEEDS, help="replicas, trained as one ensemble; "
+                         "figures are their mean, *_std their spread")
+    shuffle: bool = setting(True, help="a fresh batch order every epoch")
+    patience: int | None = setting(None, ge=1, help="early stopping: epochs without a better "
+                                   "validation figure before a replica stops (best kept)")
+    objective: str = setting("mean", choices=OBJECTIVES,
+                             help="what training maximises: mean return, Sharpe or utility")
+    risk_aversion: float = setting(1.0, ge=0, help="lambda of the utility objective")
+    turnover_penalty: float = setting(0.0, ge=0,
+                                      help="the objective minus this × mean |Δ position|")
+    memory_limit_gb: float | None = setting(None, gt=0, help="refuse a run estimated to need "
+                                            "more; unset: what the device has available")
+    checkpoint_every: int | None = setting(None, ge=1, help="epochs between kept training "
+                                           "states, so a killed run resumes mid-training")
 
 
 __all__ = ["ModelSection", "OptimizerSection", "TrainSection", "WindowDataSection"]

@@ -53,6 +53,8 @@ from .cell import fit_replicas
 from .trading import (
     BASELINES,
     BUY_AND_HOLD,
+    DAILY,
+    DAILY_ONLY,
     leverage,
     permutation_pvalue,
     rule_positions,
@@ -70,15 +72,19 @@ PLACEBO_STREAM = 7  # derive_seed key of the placebo copies' signs
 class MarketDataConfig(WindowDataSection):
     """Where the prices come from and how they become inputs: ``[data]``."""
 
-    name: str | None = None  # a bundled data set (sp500, nasdaq, ...); unset: sp500
-    csv: str | None = None  # a CSV file instead of a bundled set
-    kind: str = setting("prices", choices=KINDS)  # the CSV holds prices or returns
-    fill: str | None = setting(None, choices=tuple(f for f in FILLS if f is not None))
-    date_format: str | None = setting(None)  # strptime format of the CSV's dates; unset: inferred
-    sort_dates: bool = setting(False)  # sort the CSV's rows by date instead of refusing
-    lag: int = setting(20, ge=1, le=MAX_DIMENSION)  # window length L, in periods
-    vol_span: int = setting(60, ge=2)  # span of the EWMA volatility: inputs, vol targeting
-    features: str = setting("returns", choices=tuple(FEATURE_SETS))  # returns or momentum
+    name: str | None = setting(None, help="a bundled data set (sp500, nasdaq, wti, crude, "
+                               "...; --data); unset: sp500")
+    csv: str | None = setting(None, help="a CSV file of prices instead of a bundled set (--csv)")
+    kind: str = setting("prices", choices=KINDS, help="the CSV holds prices or returns")
+    fill: str | None = setting(None, choices=tuple(f for f in FILLS if f is not None),
+                               help="fill the CSV's gaps; unset: refuse a file with gaps")
+    date_format: str | None = setting(None, help="strptime format of the CSV's dates; "
+                                      "unset: inferred")
+    sort_dates: bool = setting(False, help="sort the CSV's rows by date instead of refusing")
+    lag: int = setting(20, ge=1, le=MAX_DIMENSION)
+    vol_span: int = setting(60, ge=2, help="span of the EWMA volatility: inputs, vol targeting")
+    features: str = setting("returns", choices=tuple(FEATURE_SETS),
+                            help="the inputs per day: scaled returns or momentum features")
 
     def check(self) -> None:
         if self.csv is not None and self.name is not None:
@@ -102,10 +108,10 @@ class PolicyConfig(ModelSection):
     """The policy: ``[model]``. ``kind`` is a registered policy; ``mlp`` with
     ``dropout > 0`` is the ``dropout`` policy."""
 
-    kind: str = setting("mlp", choices=policy_names)  # mlp, lstm, linear, ...
+    kind: str = setting("mlp", choices=policy_names, help="the registered policy to trade")
     hidden: int = setting(8, ge=1, le=MAX_DIMENSION)
     dropout: float = setting(0.0, ge=0, lt=1)
-    heads: int = setting(2, ge=1, le=MAX_DIMENSION)  # attention heads (transformer)
+    heads: int = setting(2, ge=1, le=MAX_DIMENSION)
     position: PositionKind = "long_short"
 
     def check(self) -> None:
@@ -126,9 +132,10 @@ class FitConfig(TrainSection):
     training block (``batch_size`` unset, no shuffling), the best epoch on the
     validation block is kept, and ``seeds`` policies train as one ensemble."""
 
-    epochs: int | None = setting(100, ge=1)  # epochs per block
+    epochs: int | None = setting(100, ge=1, help="passes over each block's training data")
     batch_size: int | None = setting(None, ge=1)
-    seeds: int = setting(4, ge=1, le=MAX_SEEDS)  # the strategy trades their average position
+    seeds: int = setting(4, ge=1, le=MAX_SEEDS, help="policies per block, trained as one "
+                         "ensemble; the strategy trades their average position")
     optimizer: str = setting("adam", choices=tuple(OPTIMIZERS))
     shuffle: bool = False
     objective: str = setting("sharpe", choices=OBJECTIVES)
@@ -148,16 +155,19 @@ class FitConfig(TrainSection):
 class WalkForwardConfig:
     """The walk-forward scheme: ``[backtest]``. Block lengths are calendar years."""
 
-    window: str = setting("expanding", choices=WINDOWS)  # expanding or rolling
-    train_years: int = setting(5, ge=1)  # the first training block (expanding) or each
-    valid_years: int = setting(1, ge=1)  # the block that picks the epoch
-    test_years: int = setting(1, ge=1)  # traded with frozen weights, then the walk rolls on
-    cost_bps: float = setting(2.0, ge=0)  # cost per unit of |Δ position|, in basis points
-    # annual volatility every position is scaled to (ex-ante); "none": positions as held
-    vol_target: float | Literal["none"] = setting(0.15, gt=0)
-    baselines: list[str] = setting(factory=lambda: list(BASELINES),
-                                   choices=(*BASELINES, "none"))  # tsmom, macd, or none
-    placebo: int = setting(0, ge=0, le=MAX_PLACEBOS)  # random-sign copies for a placebo test
+    window: str = setting("expanding", choices=WINDOWS, help="training blocks grow "
+                          "(expanding) or keep train_years (rolling)")
+    train_years: int = setting(5, ge=1, help="the first training block (expanding) or each")
+    valid_years: int = setting(1, ge=1, help="the block that picks the epoch")
+    test_years: int = setting(1, ge=1, help="traded with frozen weights, then the walk "
+                              "rolls on")
+    cost_bps: float = setting(2.0, ge=0, help="cost per unit of |Δ position|, in basis points")
+    vol_target: float | Literal["none"] = setting(0.15, gt=0, help="annual volatility every "
+                                                  "position is scaled to (ex ante); none: as held")
+    baselines: list[str] = setting(factory=lambda: list(BASELINES), choices=(*BASELINES, "none"),
+                                   help="classical rules to compare with, or none")
+    placebo: int = setting(0, ge=0, le=MAX_PLACEBOS,
+                           help="random-sign copies of the data for a placebo test")
 
     def check(self) -> None:
         if "none" in self.baselines and len(self.baselines) > 1:
@@ -179,7 +189,7 @@ class WalkForwardConfig:
 class BacktestConfig(Config):
     """A whole backtest; ``seed`` fixes the initial weights (replica s: ``seed + s``)."""
 
-    seed: int = setting(0, ge=0)
+    seed: int = setting(0, ge=0, help="fixes the initial weights; replica s uses seed + s")
     data: MarketDataConfig = setting(factory=MarketDataConfig)
     model: PolicyConfig = setting(factory=PolicyConfig)
     train: FitConfig = setting(factory=FitConfig)
@@ -225,7 +235,7 @@ class BacktestResult:
 
         figures = plot_backtest(self.daily, self.data.periods_per_year,
                                 title=f"{self.data.name} walk-forward",
-                                baselines=self.config.backtest.baseline_names)
+                                baselines=list(self.metrics["baselines"]))
         return RunRecord("backtest", self.config, self.metrics, self.history, figures,
                          tables={"backtest": self.daily.rename_axis("date"),
                                  "blocks": self.blocks},
@@ -324,6 +334,18 @@ def _train_block(
     return ensemble, held.unflatten(-1, (len(returns), -1)), history
 
 
+def applicable_baselines(
+    names: list[str], periods_per_year: int
+) -> tuple[list[str], dict[str, str]]:
+    """The baselines of ``names`` that apply to data of ``periods_per_year``, and why
+    each other one is left out (the MACD rule's time scales are trading days)."""
+    if periods_per_year == DAILY:
+        return names, {}
+    skipped = {name: f"needs daily data, not {periods_per_year} periods a year"
+               for name in names if name in DAILY_ONLY}
+    return [name for name in names if name not in skipped], skipped
+
+
 def evaluate_positions(
     data: MarketData, returns: pd.DataFrame, seed_positions: np.ndarray,
     config: BacktestConfig,
@@ -351,8 +373,9 @@ def evaluate_positions(
     panel = data.panel()
     scale = leverage(panel, config.backtest.target, data.periods_per_year,
                      config.data.vol_span)[:, tested]  # (A, T)
+    names, skipped = applicable_baselines(config.backtest.baseline_names, data.periods_per_year)
     rules = {name: positions[:, tested] * scale for name, positions in
-             rule_positions(panel, config.backtest.baseline_names).items()}
+             rule_positions(panel, names, data.periods_per_year).items()}
     asset_returns = returns.to_numpy(np.float64).T  # (A, T)
     signal = seed_positions.mean(0)
     held = signal * scale
@@ -384,6 +407,7 @@ def evaluate_positions(
         "strategy": performance(strategy, ppy, held.T),
         "buy_and_hold": figures.pop(BUY_AND_HOLD),
         "baselines": figures,
+        "baselines_skipped": skipped,
         "seed_sharpes": [performance(series, ppy)["sharpe"] for series in per_seed],
         # seeds whose every position sits at a bound of the head: collapsed, untrainable
         "collapsed_seeds": int(saturated(
@@ -438,6 +462,11 @@ def walk_forward(
     others)."""
     config.validate()
     check_backtest_memory(config, data)
+    if config.data.features != "returns" and data.periods_per_year != DAILY:
+        raise DataError(
+            f"data.features={config.data.features!r} needs daily data (horizons of 1 to 252 "
+            f"trading days); {data.name} has {data.periods_per_year} periods a year"
+        )
     panel = data.panel()
     windows, valid = input_windows(panel, config.data)
     device = resolve_device(config.train.device)
@@ -479,6 +508,7 @@ def walk_forward(
                 "block": number, "seed": int(seed), "best_epoch": int(epoch),
                 "train_start": dates[block.train][0].date().isoformat(),
                 "valid_start": dates[block.valid][0].date().isoformat(),
+                "valid_end": dates[block.valid][-1].date().isoformat(),
                 "test_start": test_dates[0].date().isoformat(),
                 "test_end": test_dates[-1].date().isoformat(),
                 "train_rows": int(block.train.sum()), "test_rows": int(block.test.sum()),
@@ -565,12 +595,12 @@ def run_backtest(
                           trained.policies)
 
 
-EVALUATION_KEYS = ("cost_bps", "baselines")
+EVALUATION_KEYS = ("cost_bps", "baselines", "placebo")
 
 
 def training_key(config: BacktestConfig) -> str:
     """What a walk-forward depends on: the whole config but the keys only its
-    evaluation reads (costs, baselines)."""
+    evaluation reads (costs, baselines, the placebo test)."""
     values = to_dict(config)
     for key in EVALUATION_KEYS:
         values["backtest"].pop(key, None)
@@ -598,13 +628,17 @@ def backtest_table(metrics: dict[str, Any]) -> str:
     lines = [
         f"{data['name']} ({', '.join(data['assets'])}), out of sample "
         f"{data['start']} .. {data['end']}, {metrics['blocks']} walk-forward blocks, "
-        + (f"every position scaled to {target:.0%} annual volatility (ex ante)"
+        + (f"every position scaled to {target:.0%} annual volatility (ex ante; "
+           f"realised: ann. vol)"
            if target is not None else "positions as held (no volatility target)"),
         frame.to_string(float_format=lambda value: f"{value:.3f}"),
-        f"SPA p-value, strategy vs the best of {against}: {metrics['spa_pvalue']:.3f} "
+        f"SPA p-value, strategy and seeds against each of {against} (the largest): "
+        f"{metrics['spa_pvalue']:.3f} "
         f"({'significant' if metrics['spa_pvalue'] < 0.05 else 'not significant'} at 5%"
         + (f"; binding: {spa['benchmark']}" if "benchmark" in spa else "") + ")",
     ]
+    for name, reason in metrics.get("baselines_skipped", {}).items():
+        lines.append(f"{name} left out: {reason}")
     if "placebo" in metrics:
         placebo = metrics["placebo"]
         lines.append(

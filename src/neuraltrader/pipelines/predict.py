@@ -1,16 +1,16 @@
 """Tomorrow's position: a finished backtest's most recent policies applied to the
 latest data.
 
-The position for the day after the data's last date is what the backtest would hold
+The position for the day after the data's last date D is what the backtest would hold
 that day: the same input windows (the window for day t ends with day t-1, so one empty
-day appended to the returns gives the next day's window), the most recent block's
-ensemble, the seeds' average position, and the same ex-ante volatility scaling.
+day appended to the returns gives the next day's window), the ensemble of the latest
+block trained on data up to D only (the last block, for data past the backtest's end),
+the seeds' average position, and the same ex-ante volatility scaling.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 
 from ..core.ensemble import Ensemble
-from ..core.windows import ex_ante_volatility
+from ..core.signals import ex_ante_volatility, volatility_scale
 from ..data.market import MarketData, load, load_csv
 from ..errors import ConfigError, DataError
 from ..io.checkpoint import load_policy
@@ -27,25 +27,43 @@ from ..io.config import load_config
 from .backtest import BacktestConfig, input_windows
 
 WEIGHTS = "weights"
-_BLOCK = re.compile(r"block-(\d+)\.safetensors")
 
 
 @dataclass
 class TrainedBacktest:
     """What ``predict`` needs of a backtest's run directory: its ``config``, the
-    ``assets`` and ``periods_per_year`` it was trained on, and the most recent block's
-    ``ensemble`` (number ``block``)."""
+    ``assets`` and ``periods_per_year`` it was trained on, and each block's last
+    training (validation) date, ``valid_ends``, by block number."""
 
+    run_dir: Path
     config: BacktestConfig
     assets: list[str]
     periods_per_year: int
-    block: int
-    ensemble: Ensemble
+    valid_ends: list[pd.Timestamp]
+
+    def block_for(self, date: pd.Timestamp) -> int:
+        """The latest block whose policies saw data up to ``date`` only."""
+        usable = [number for number, end in enumerate(self.valid_ends) if end <= date]
+        if not usable:
+            raise DataError(f"no block of {str(self.run_dir)!r} was trained on data up to "
+                            f"{date.date()} only: the first ends {self.valid_ends[0].date()}")
+        return usable[-1]
+
+    def ensemble(self, block: int) -> Ensemble:
+        """Block ``block``'s trained ensemble, in eval mode."""
+        path = self.run_dir / WEIGHTS / f"block-{block}.safetensors"
+        if not path.exists():
+            raise DataError(f"{str(self.run_dir)!r} has no {WEIGHTS}/{path.name}: a backtest "
+                            f"written before policies were saved; rerun it")
+        ensemble = load_policy(path)
+        if not isinstance(ensemble, Ensemble):
+            raise DataError(f"{str(path)!r} holds a single policy, not a block's ensemble")
+        return ensemble.eval()
 
 
 def read_backtest(run_dir: str | Path) -> TrainedBacktest:
-    """Read a finished backtest's config, data description and latest policies; a
-    directory that is not one is a one-line ``DataError``."""
+    """Read a finished backtest's config, data description and blocks; a directory
+    that is not one is a one-line ``DataError``."""
     run_dir = Path(run_dir)
     try:
         metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -55,23 +73,18 @@ def read_backtest(run_dir: str | Path) -> TrainedBacktest:
     if not isinstance(metrics, dict) or metrics.get("kind") != "backtest":
         kind = metrics.get("kind") if isinstance(metrics, dict) else None
         raise DataError(f"{str(run_dir)!r} holds a {kind!r} run; predict needs a backtest's")
-    blocks = sorted((int(match[1]), path) for path in (run_dir / WEIGHTS).glob("*.safetensors")
-                    if (match := _BLOCK.fullmatch(path.name)))
-    if not blocks:
-        raise DataError(f"{str(run_dir)!r} has no {WEIGHTS}/block-N.safetensors: a backtest "
-                        f"written before policies were saved; rerun it")
-    block, path = blocks[-1]
-    ensemble = load_policy(path)
-    if not isinstance(ensemble, Ensemble):
-        raise DataError(f"{str(path)!r} holds a single policy, not a block's ensemble")
     try:
         data = metrics["data"]
         assets, periods = [str(asset) for asset in data["assets"]], int(data["periods_per_year"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise DataError(f"{str(run_dir)!r}: metrics.json lacks the data description "
-                        f"({error!r})") from None
+        blocks = pd.read_csv(run_dir / "blocks.csv").groupby("block")["valid_end"].first()
+        valid_ends = [pd.Timestamp(end) for end in blocks.sort_index()]
+        if list(blocks.index) != list(range(len(blocks))) or not valid_ends:
+            raise ValueError(f"blocks numbered {list(blocks.index)}")
+    except (OSError, KeyError, TypeError, ValueError) as error:
+        raise DataError(f"{str(run_dir)!r}: metrics.json or blocks.csv lacks what predict "
+                        f"reads ({error!r}); rerun the backtest") from None
     config = load_config(BacktestConfig, run_dir / "config.toml")
-    return TrainedBacktest(config, assets, periods, block, ensemble)
+    return TrainedBacktest(run_dir, config, assets, periods, valid_ends)
 
 
 def latest_data(
@@ -115,10 +128,11 @@ def predict_positions(trained: TrainedBacktest, data: MarketData) -> pd.DataFram
     Returns
     -------
     pd.DataFrame
-        One row per asset: ``date`` (the last date of the data), ``position`` (the
-        seeds' average), ``spread`` (their standard deviation), ``volatility`` (the
-        ex-ante annual volatility), ``size`` (the position at the volatility target, as
-        the backtest trades it; the position itself without a target) and ``seeds``.
+        One row per asset: ``date`` (the last date of the data), ``block`` (whose
+        policies), ``position`` (the seeds' average), ``spread`` (their standard
+        deviation), ``volatility`` (the ex-ante annual volatility), ``size`` (the
+        position at the volatility target, as the backtest trades it; the position
+        itself without a target; NaN where the volatility is 0) and ``seeds``.
     """
     config = trained.config
     panel = data.panel()
@@ -129,17 +143,19 @@ def predict_positions(trained: TrainedBacktest, data: MarketData) -> pd.DataFram
     if not bool(torch.isfinite(tomorrow).all()):
         raise DataError(f"{data.name}: too little history before {data.returns.index[-1].date()} "
                         f"for the policy's {config.data.features!r} inputs")
-    ensemble = trained.ensemble.eval()
+    block = trained.block_for(data.returns.index[-1])
+    ensemble = trained.ensemble(block)
     with torch.no_grad():
         seed_positions = ensemble(tomorrow.to(next(ensemble.parameters()).device))  # (S, A)
     seeds = seed_positions.double().cpu().numpy()
-    daily_volatility = ex_ante_volatility(padded.double(), config.data.vol_span)[:, -1].numpy()
-    volatility = daily_volatility * np.sqrt(data.periods_per_year)
+    returns, span = padded.double(), config.data.vol_span
+    volatility = ex_ante_volatility(returns, span)[:, -1].numpy() * np.sqrt(data.periods_per_year)
     position = seeds.mean(0)
     target = config.backtest.target
-    size = position if target is None else position * (target / volatility)
+    size = position if target is None else position * volatility_scale(
+        returns, target, data.periods_per_year, span)[:, -1].numpy()
     return pd.DataFrame({
-        "asset": data.assets, "date": data.returns.index[-1].date().isoformat(),
+        "asset": data.assets, "date": data.returns.index[-1].date().isoformat(), "block": block,
         "position": position, "spread": seeds.std(0, ddof=1) if len(seeds) > 1 else 0.0,
         "volatility": volatility, "size": size, "seeds": len(seeds),
     })
@@ -149,13 +165,36 @@ def predict_table(trained: TrainedBacktest, positions: pd.DataFrame) -> str:
     """The printed answer: a line on the policies, then one row per asset."""
     target = trained.config.backtest.target
     return "\n".join([
-        f"block {trained.block}'s {len(trained.ensemble.seeds)} "
+        f"block {positions['block'].iloc[0]}'s {positions['seeds'].iloc[0]} "
         f"{trained.config.model.policy()} policies, position for the day after "
         f"{positions['date'].iloc[0]}; size at "
         + (f"{target:.0%} annual volatility" if target is not None else "no volatility target"),
-        positions.drop(columns=["date", "seeds"]).to_string(
+        positions.drop(columns=["date", "block", "seeds"]).to_string(
             index=False, float_format=lambda value: f"{value:.4f}"),
     ])
 
 
-__all__ = ["TrainedBacktest", "latest_data", "predict_positions", "predict_table", "read_backtest"]
+def predict(
+    run_dir: str | Path, *, name: str | None = None, csv: str | None = None,
+    date: str | None = None, out: str | Path | None = None,
+) -> str:
+    """``neuraltrader predict``: the printed table, and the positions written as CSV to
+    ``out`` if given (a path whose folder does not exist is refused before any work)."""
+    if out is not None:
+        out = Path(out)
+        if out.is_dir() or not out.parent.is_dir():
+            raise ConfigError(f"--out {str(out)!r} must be a CSV file's path in an existing "
+                              f"folder")
+    trained = read_backtest(run_dir)
+    positions = predict_positions(trained, latest_data(trained, name, csv, date))
+    table = predict_table(trained, positions)
+    if out is None:
+        return table
+    positions.to_csv(out, index=False)
+    return f"{table}\npositions: {out}"
+
+
+__all__ = [
+    "TrainedBacktest", "latest_data", "predict", "predict_positions", "predict_table",
+    "read_backtest",
+]

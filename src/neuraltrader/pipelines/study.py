@@ -33,11 +33,13 @@ MODELS = ("mlp", "dropout")
 class DataConfig(WindowDataSection):
     """Simulated data sets: ``[data]``."""
 
-    datasets: list[str] = setting(factory=lambda: list(DATASETS), choices=DATASETS)
-    n_train: int = setting(1000, ge=1)  # N: training series per data set
-    n_valid: int = setting(100, ge=1)  # M: validation series per data set
-    length: int = setting(20, ge=1)  # T: periods per series
-    rho: float = setting(0.2, gt=-1, lt=1)  # persistence of the momentum (AR(1)) data
+    datasets: list[str] = setting(factory=lambda: list(DATASETS), choices=DATASETS,
+                                  help="simulated data sets to study")
+    n_train: int = setting(1000, ge=1, help="N: training series per data set")
+    n_valid: int = setting(100, ge=1, help="M: validation series per data set")
+    length: int = setting(20, ge=1, help="T: periods per series (T > L)")
+    rho: float = setting(0.2, gt=-1, lt=1,
+                         help="ρ: persistence of the momentum (AR(1)) data set")
 
     def check(self) -> None:
         if self.length <= self.lag:
@@ -56,13 +58,17 @@ class ModelConfig(ModelSection):
     """Policies: ``[model]``; ``models`` are registered policy names, each trained and
     reported on every data set."""
 
-    models: list[str] = setting(factory=lambda: list(MODELS), choices=policy_names)
+    models: list[str] = setting(factory=lambda: list(MODELS), choices=policy_names,
+                                help="registered policies to train on every data set")
 
 
 @dataclass
 class TrainConfig(TrainSection):
     """Training: ``[train]``; ``epochs`` unset means the tutorial's, random 500 and
     momentum 250."""
+
+    epochs: int | None = setting(None, ge=1, help="passes over the training data; unset: "
+                                 "the tutorial's, 500 on random and 250 on momentum")
 
     def check(self) -> None:
         super().check()
@@ -81,7 +87,8 @@ class TrainConfig(TrainSection):
 class StudyConfig(Config):
     """The whole study; ``seed`` fixes data, initial weights, batch order and dropout."""
 
-    seed: int = setting(0, ge=0)
+    seed: int = setting(0, ge=0, help="fixes data, initial weights, batch order and "
+                        "dropout; replica s uses seed + s")
     data: DataConfig = setting(factory=DataConfig)
     model: ModelConfig = setting(factory=ModelConfig)
     train: TrainConfig = setting(factory=TrainConfig)

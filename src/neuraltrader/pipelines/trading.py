@@ -13,27 +13,34 @@ import numpy as np
 import torch
 
 from ..core.signals import macd_position, tsmom_position, volatility_scale
+from ..errors import DataError
 from ..evaluation.stats import spa_test
 from ..evaluation.verdicts import risk_matched_differentials
 
 # classical trend rules, each a unit position per (asset, day) before volatility targeting
 BASELINES = {
-    "tsmom": tsmom_position,  # sign of the past 252-day return (Moskowitz et al. 2012)
-    "macd": macd_position,  # Baz et al.'s (2015) MACD trend signal
+    "tsmom": tsmom_position,  # sign of the past year's return (Moskowitz et al. 2012)
+    "macd": macd_position,  # Baz et al.'s (2015) MACD trend signal, on daily data only
 }
+DAILY_ONLY = ("macd",)  # time scales in trading days (8 to 96, and 63- and 252-day norms)
+DAILY = 252
 BUY_AND_HOLD = "buy_and_hold"
 
 
-def rule_positions(panel: torch.Tensor, names: list[str]) -> dict[str, np.ndarray]:
+def rule_positions(
+    panel: torch.Tensor, names: list[str], periods_per_year: int
+) -> dict[str, np.ndarray]:
     """Unit positions ``(A, T)`` of buy-and-hold and the baselines ``names``, float64.
 
-    A rule is flat (0) on days before it is defined (the first year of an asset, for
-    TSMOM): it holds nothing rather than a guess.
+    TSMOM looks back one year (``periods_per_year`` returns). A rule is flat (0) on
+    days before it is defined (the first year of an asset, for TSMOM): it holds
+    nothing rather than a guess.
     """
     returns = panel.double()
     positions = {BUY_AND_HOLD: np.ones(tuple(returns.shape))}
     for name in names:
-        positions[name] = np.nan_to_num(BASELINES[name](returns).numpy(), nan=0.0)
+        options = {"lookback": periods_per_year} if name == "tsmom" else {}
+        positions[name] = np.nan_to_num(BASELINES[name](returns, **options).numpy(), nan=0.0)
     return positions
 
 
@@ -88,7 +95,11 @@ def spa_against_benchmarks(
 
 def permutation_pvalue(observed: float, placebo: list[float]) -> float:
     """Share of placebo figures at least ``observed``, counting the observed one:
-    ``(1 + #{placebo >= observed}) / (K + 1)``, exact under exchangeability."""
+    ``(1 + #{placebo >= observed}) / (K + 1)``, exact under exchangeability. A NaN
+    anywhere is a ``DataError`` (it would rank as the best)."""
+    if not np.isfinite([observed, *placebo]).all():
+        raise DataError(f"permutation p-value of non-finite Sharpe ratios: real {observed}, "
+                        f"placebo {placebo}")
     return (1 + sum(value >= observed for value in placebo)) / (len(placebo) + 1)
 
 

@@ -30,28 +30,29 @@ RATES = ["accuracy", "false_pos", "false_neg"]
 class ClassifierDataConfig:
     """Hyperplane data: ``[data]``."""
 
-    n_train: int = setting(10_000, ge=1)  # training points
-    n_valid: int = setting(10_000, ge=1)  # fresh validation points
-    dim: int = setting(100, ge=1)  # features
-    intercept: float = 0.0  # hyperplane intercept
-    slope: float = 1.0  # every feature's coefficient
+    n_train: int = setting(10_000, ge=1, help="training points")
+    n_valid: int = setting(10_000, ge=1, help="fresh validation points")
+    dim: int = setting(100, ge=1, help="features")
+    intercept: float = setting(0.0, help="the hyperplane's intercept")
+    slope: float = setting(1.0, help="every feature's coefficient")
 
 
 @dataclass
 class ClassifierTrainConfig(OptimizerSection):
     """Model and training: ``[train]``."""
 
-    hidden: int = setting(2, ge=1)  # hidden units
-    epochs: int = setting(10, ge=1)  # passes over the training data
-    batch_size: int = setting(1000, ge=1)  # points per step
-    shuffle: bool = False  # the tutorial's loader keeps the order
+    hidden: int = setting(2, ge=1, help="hidden units")
+    epochs: int = setting(10, ge=1, help="passes over the training data")
+    batch_size: int = setting(1000, ge=1, help="points per step")
+    shuffle: bool = setting(False, help="a fresh batch order every epoch (the tutorial's "
+                            "loader keeps the order)")
 
 
 @dataclass
 class ClassifierConfig(Config):
     """The classifier demo; ``seed`` fixes data, initial weights and batch order."""
 
-    seed: int = setting(0, ge=0)
+    seed: int = setting(0, ge=0, help="fixes data, initial weights and batch order")
     data: ClassifierDataConfig = setting(factory=ClassifierDataConfig)
     train: ClassifierTrainConfig = setting(factory=ClassifierTrainConfig)
 

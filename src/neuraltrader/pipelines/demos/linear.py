@@ -28,24 +28,24 @@ from ._result import DemoResult
 class LinearDataConfig:
     """Simulated data: ``[data]``."""
 
-    n: int = setting(10_000, ge=3)  # points
-    beta0: float = 1.0  # true intercept
-    beta1: float = 2.0  # true slope
-    sigma: float = setting(0.5, gt=0)  # noise standard deviation, > 0
+    n: int = setting(10_000, ge=3, help="points")
+    beta0: float = setting(1.0, help="β0: true intercept")
+    beta1: float = setting(2.0, help="β1: true slope")
+    sigma: float = setting(0.5, gt=0, help="σ: noise standard deviation")
 
 
 @dataclass
 class LinearTrainConfig(OptimizerSection):
     """Optimisation: ``[train]``."""
 
-    steps: int = setting(500, ge=1)  # full-batch gradient steps
+    steps: int = setting(500, ge=1, help="full-batch gradient steps")
 
 
 @dataclass
 class LinearConfig(Config):
     """The linear-regression demo; ``seed`` fixes the data."""
 
-    seed: int = setting(0, ge=0)
+    seed: int = setting(0, ge=0, help="fixes the data")
     data: LinearDataConfig = setting(factory=LinearDataConfig)
     train: LinearTrainConfig = setting(factory=LinearTrainConfig)
 
@@ -151,5 +151,9 @@ def linear_study(config: LinearConfig, *, progress: bool = True) -> DemoResult:
         metrics=metrics,
         history=history,
         figures={"history": figure},
-        table=table.to_string(float_format=lambda value: f"{value:.4f}", na_rep=""),
+        # four decimals show gradient descent and OLS alike: print their difference too
+        table=table.assign(**{"GD - OLS": table["gradient descent"] - table["OLS"]}).to_string(
+            float_format=lambda value: f"{value:.4f}", na_rep="",
+            formatters={"GD - OLS": "{:+.1e}".format},
+        ),
     )
