@@ -27,11 +27,11 @@ from neuraltrader.pipelines import backtest as walk_forward
 from neuraltrader.pipelines.backtest import BacktestConfig, load_market_data, run_backtest
 
 
-def loop_train_block(block, windows, returns, config, state=None):  # type: ignore[no-untyped-def]
+def loop_train_block(block, windows, returns, live, config, state=None):  # type: ignore[no-untyped-def]
     """One ``fit`` per seed: the backtest's block training before it used ensembles.
     Returns ``_train_block``'s triple with no ensemble."""
-    train = walk_forward._rows(windows, returns, block.train)
-    valid = walk_forward._rows(windows, returns, block.valid)
+    train = walk_forward._rows(windows, returns, live, block.train)
+    valid = walk_forward._rows(windows, returns, live, block.valid)
     test_windows = windows[:, torch.from_numpy(np.flatnonzero(block.test)).to(windows.device)]
     objective = make_objective(
         config.train.objective, risk_aversion=config.train.risk_aversion,
@@ -49,7 +49,8 @@ def loop_train_block(block, windows, returns, config, state=None):  # type: igno
         with torch.no_grad():
             positions.append(policy.eval()(test_windows.reshape(-1, windows.shape[-1])))
         histories.append(history.assign(seed=seed))
-    held = torch.stack(positions).unflatten(-1, (len(returns), -1))
+    test_live = live[:, torch.from_numpy(np.flatnonzero(block.test)).to(live.device)]
+    held = torch.stack(positions).unflatten(-1, (len(returns), -1)) * test_live
     # no ensemble to keep: the benchmark writes no run directory
     return None, held, pd.concat(histories, ignore_index=True)
 

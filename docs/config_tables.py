@@ -9,12 +9,12 @@ README.md between ``<!-- config COMMAND -->`` and ``<!-- /config COMMAND -->``.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from readme_sections import README, put
 
 from neuraltrader.io.keys import config_keys, keys_markdown
 from neuraltrader.pipelines.commands import command_config
 
-README = Path(__file__).resolve().parents[1] / "README.md"
 # the commands the README has a table for (``sweep backtest`` reads backtest's keys)
 COMMANDS = ("run", "sweep", "backtest", "demo linear", "demo classifier")
 
@@ -32,12 +32,7 @@ def with_tables(readme: str) -> str:
     """``readme`` with every command's table put between its markers (each pair must
     be there once)."""
     for command in COMMANDS:
-        opening, closing = markers(command)
-        if readme.count(opening) != 1 or readme.count(closing) != 1:
-            raise SystemExit(f"README.md must hold {opening} and {closing} once each")
-        before, rest = readme.split(opening)
-        _, after = rest.split(closing)
-        readme = f"{before}{opening}\n{table(command)}\n{closing}{after}"
+        readme = put(readme, *markers(command), table(command))
     return readme
 
 

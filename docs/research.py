@@ -22,11 +22,11 @@ import time
 from pathlib import Path
 
 import torch
+from readme_sections import write
 
 from neuraltrader.pipelines.backtest import BacktestConfig, backtest_table, run_backtest
 
 RESULTS = Path(__file__).with_name("research.json")
-README = Path(__file__).parent.parent / "README.md"
 TABLE_MARKERS = ("<!-- research table -->", "<!-- /research table -->")
 OUTPUT_MARKERS = ("<!-- research output -->", "<!-- /research output -->")
 QUOTED = ("sp500", "mlp")  # the row whose printed table the README shows
@@ -77,13 +77,8 @@ def readme_sections(rows: list[dict[str, object]]) -> dict[tuple[str, str], str]
     return {TABLE_MARKERS: markdown(rows), OUTPUT_MARKERS: f"```\n{quoted['table']}\n```"}
 
 
-def update_readme(rows: list[dict[str, object]]) -> None:
-    """Write the table and the quoted output between their markers in the README."""
-    text = README.read_text()
-    for (opening, closing), body in readme_sections(rows).items():
-        before, rest = text.split(opening, 1)
-        text = f"{before}{opening}\n{body}\n{closing}{rest.split(closing, 1)[1]}"
-    README.write_text(text)
+def stored() -> list[dict[str, object]]:
+    return json.loads(RESULTS.read_text()) if RESULTS.exists() else []
 
 
 def main() -> None:
@@ -94,7 +89,7 @@ def main() -> None:
     parser.add_argument("--readme", action="store_true",
                         help="also write the table and the quoted output into README.md")
     args = parser.parse_args()
-    done = [] if args.fresh or not RESULTS.exists() else json.loads(RESULTS.read_text())
+    done = [] if args.fresh else stored()
     for data in args.data.split(","):
         for model in args.models.split(","):
             if any(r["data"] == data and r["model"] == model for r in done):
@@ -105,7 +100,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     print(markdown(done))
     if args.readme:
-        update_readme(done)
+        write(readme_sections(done))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +13,15 @@ import torch
 from neuraltrader import AR1, generate_sequences
 
 matplotlib.use("Agg")
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def docs_script(name: str):
+    """Import ``docs/<name>.py`` (the README generators, which import each other)."""
+    if str(DOCS) not in sys.path:
+        sys.path.insert(0, str(DOCS))
+    return importlib.import_module(name)
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,11 @@ classes (:mod:`neuraltrader.io.keys`)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import re
 from pathlib import Path
 
 import pytest
+from conftest import docs_script
 
 from neuraltrader.cli import main
 from neuraltrader.io.config import load_config, setting
@@ -20,11 +20,7 @@ ROOT = Path(__file__).parent.parent
 
 
 def _tables_script():
-    path = ROOT / "docs" / "config_tables.py"
-    spec = importlib.util.spec_from_file_location("config_tables", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return docs_script("config_tables")
 
 
 def _rows(printed: str) -> dict[str, list[str]]:

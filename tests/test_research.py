@@ -293,3 +293,34 @@ def test_unknown_feature_set_in_windows_is_one_error():
         feature_windows(torch.zeros(1, 50), 5, features="levels")
     with pytest.raises((ConfigError, DataError)):
         feature_windows(torch.zeros(3), 5)
+
+
+def test_a_late_asset_joins_when_its_window_is_full(tmp_path):
+    """Asset B starts four years after A, inside the first test year: A trades from its
+    own schedule, B from the day its window is full; before that the strategy is A's
+    leg alone (the old rule cut A's history to B's start, losing four years)."""
+    rng = np.random.default_rng(5)
+    dates = pd.bdate_range("2010-01-01", periods=252 * 7)
+    prices = 100 * np.cumprod(1 + rng.normal(0, 0.01, (len(dates), 2)), axis=0)
+    frame = pd.DataFrame({"date": dates.date, "A": prices[:, 0], "B": prices[:, 1]})
+    frame.loc[: int(4.2 * 252), "B"] = np.nan
+    frame.to_csv(tmp_path / "late.csv", index=False)
+    config = small_config(tmp_path / "late.csv")
+    config.train.epochs = 5
+    result = run_backtest(config, progress=False)
+    daily = result.daily
+    assert daily.index[0].year == 2014  # A's schedule: 3 train years, 1 valid, then test
+    assert result.metrics["blocks"] == 3
+    b_live = daily["B_position"] != 0
+    joined = daily.index[np.argmax(b_live.to_numpy())]
+    assert (daily.loc[: joined - pd.Timedelta(days=1), "B_position"] == 0).all()
+    assert b_live.loc[joined:].all() and joined.year == 2014
+    assert (daily.index < joined).sum() > 50
+    own_leg = daily["A_position"] * daily["A_return"]
+    early = daily.index < joined
+    changes = daily["A_position"].diff().fillna(daily["A_position"]).abs()
+    np.testing.assert_allclose(daily.loc[early, "strategy_return"],
+                               (own_leg - 2e-4 * changes)[early], atol=1e-12)
+    config.train.turnover_penalty = 0.01
+    with pytest.raises(DataError, match="joins later"):
+        run_backtest(config, progress=False)

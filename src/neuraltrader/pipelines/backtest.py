@@ -301,23 +301,37 @@ def walk_forward_blocks(dates: pd.DatetimeIndex, config: WalkForwardConfig) -> l
 
 
 def _rows(
-    windows: torch.Tensor, returns: torch.Tensor, mask: np.ndarray
+    windows: torch.Tensor, returns: torch.Tensor, live: torch.Tensor, mask: np.ndarray
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Series-major ``(A * n, L * F)`` windows and ``(A * n,)`` targets of the masked dates."""
+    """Series-major windows ``(rows, L * F)`` and targets ``(rows,)`` of the masked
+    dates, for the (asset, date) pairs that are ``live`` ``(A, T)`` only: ``A * n``
+    rows when every asset trades on all n dates."""
     selected = torch.from_numpy(np.flatnonzero(mask)).to(windows.device)
-    block_windows = windows.index_select(1, selected)
-    targets = returns.index_select(1, selected)
-    return block_windows.reshape(-1, windows.shape[-1]), targets.reshape(-1)
+    block_windows = windows.index_select(1, selected).reshape(-1, windows.shape[-1])
+    targets = returns.index_select(1, selected).reshape(-1)
+    trading = live.index_select(1, selected).reshape(-1)
+    if bool(trading.all()):
+        return block_windows, targets
+    return block_windows[trading], targets[trading]
 
 
 def _train_block(
-    block: Block, windows: torch.Tensor, returns: torch.Tensor, config: BacktestConfig,
-    state: TrainingStateFile | None = None,
+    block: Block, windows: torch.Tensor, returns: torch.Tensor, live: torch.Tensor,
+    config: BacktestConfig, state: TrainingStateFile | None = None,
 ) -> tuple[Ensemble, torch.Tensor, pd.DataFrame]:
-    """Train ``train.seeds`` policies on ``block`` as one ensemble (replica s starts from
-    seed ``config.seed + s``); return it (eval mode), its test positions ``(S, A, n)``
-    and its history."""
-    train, valid = _rows(windows, returns, block.train), _rows(windows, returns, block.valid)
+    """Train ``train.seeds`` policies on ``block``'s live (asset, date) pairs as one
+    ensemble (replica s starts from seed ``config.seed + s``); return it (eval mode),
+    its test positions ``(S, A, n)`` (0 where an asset is not yet live) and its
+    history. ``returns`` are the returns the policies trade (at the volatility target)."""
+    training = block.train | block.valid
+    if config.train.turnover_penalty > 0 and not bool(live[:, training].all()):
+        raise DataError(
+            "train.turnover_penalty needs every asset live over every training block (its "
+            "series must have equal lengths); an asset here joins later: drop the penalty "
+            "or the late asset"
+        )
+    train = _rows(windows, returns, live, block.train)
+    valid = _rows(windows, returns, live, block.valid)
     test_windows = windows[:, torch.from_numpy(np.flatnonzero(block.test)).to(windows.device)]
     objective = make_objective(
         config.train.objective, risk_aversion=config.train.risk_aversion,
@@ -331,7 +345,8 @@ def _train_block(
                                         restore_best=True, state=state)
     with torch.no_grad():
         held = ensemble.eval()(test_windows.reshape(-1, windows.shape[-1]))  # (S, A * n)
-    return ensemble, held.unflatten(-1, (len(returns), -1)), history
+    test_live = live[:, torch.from_numpy(np.flatnonzero(block.test)).to(live.device)]
+    return ensemble, held.unflatten(-1, (len(returns), -1)) * test_live, history
 
 
 def applicable_baselines(
@@ -348,7 +363,7 @@ def applicable_baselines(
 
 def evaluate_positions(
     data: MarketData, returns: pd.DataFrame, seed_positions: np.ndarray,
-    config: BacktestConfig,
+    config: BacktestConfig, live: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Figures of trading the seeds' average position against buy-and-hold and the
     baselines, all at the volatility target, after costs.
@@ -361,6 +376,10 @@ def evaluate_positions(
         The out-of-sample returns, dates × assets.
     seed_positions
         ``(S, A, T)``: each seed's position in each asset on each of those dates.
+    live
+        ``(A, T)``: whether each asset trades on each date (``None``: all do). Every
+        series, the rules' included, holds nothing in an asset before it is live and
+        weighs the live assets equally.
 
     Returns
     -------
@@ -374,15 +393,20 @@ def evaluate_positions(
     scale = leverage(panel, config.backtest.target, data.periods_per_year,
                      config.data.vol_span)[:, tested]  # (A, T)
     names, skipped = applicable_baselines(config.backtest.baseline_names, data.periods_per_year)
+    if live is not None and not live.all():
+        scale = scale * live
+    else:
+        live = None
     rules = {name: positions[:, tested] * scale for name, positions in
              rule_positions(panel, names, data.periods_per_year).items()}
-    asset_returns = returns.to_numpy(np.float64).T  # (A, T)
+    asset_returns = returns.to_numpy(np.float64).T  # (A, T); NaN before an asset starts
+    traded = np.nan_to_num(asset_returns) if live is not None else asset_returns
     signal = seed_positions.mean(0)
     held = signal * scale
     cost_bps = config.backtest.cost_bps
-    strategy, costs = strategy_returns(held, asset_returns, cost_bps)
-    per_seed, _ = strategy_returns(seed_positions * scale, asset_returns, cost_bps)
-    benchmarks = {name: strategy_returns(positions, asset_returns, cost_bps)[0]
+    strategy, costs = strategy_returns(held, traded, cost_bps, live)
+    per_seed, _ = strategy_returns(seed_positions * scale, traded, cost_bps, live)
+    benchmarks = {name: strategy_returns(positions, traded, cost_bps, live)[0]
                   for name, positions in rules.items()}
     candidates = np.vstack([strategy, per_seed]) if len(per_seed) > 1 else strategy[None]
     spa = spa_against_benchmarks(candidates, benchmarks, seed=config.seed)
@@ -422,7 +446,9 @@ def evaluate_positions(
 @dataclass
 class WalkForward:
     """The trained part of a backtest, before costs: every seed's out-of-sample
-    ``positions`` ``(S, A, T_test)`` on the dates of ``returns`` (dates × assets), the
+    ``positions`` ``(S, A, T_test)`` on the dates of ``returns`` (dates × assets), which
+    (asset, date) pairs trade (``live`` ``(A, T_test)``: False before a late asset
+    joins), the
     training ``history``, one row per (block, seed) in ``blocks``, each block's trained
     ensemble in ``policies`` and the seconds it took. Costs and baselines enter only
     :func:`evaluate_positions`, so configs that differ only in those share one
@@ -430,6 +456,7 @@ class WalkForward:
 
     positions: np.ndarray
     returns: pd.DataFrame
+    live: np.ndarray
     history: pd.DataFrame
     blocks: pd.DataFrame
     policies: list[Ensemble]
@@ -437,19 +464,23 @@ class WalkForward:
 
 
 def tradable_start(data: MarketData, valid: torch.Tensor, config: BacktestConfig) -> int:
-    """The first day on which every asset has a full window and a target ``valid``
-    ``(A, T)``; a ``DataError`` when there is none, or a gap after it."""
-    usable = valid.all(0).numpy()
-    if not usable.any():
-        raise DataError(
-            f"{data.name}: no date on which every asset has {config.data.lag} earlier returns "
-            f"and its {config.data.features!r} inputs (a volatility estimate needs "
-            f"{config.data.vol_span // 2} more); too few rows"
-        )
-    start = int(np.argmax(usable))  # after each asset's start and the warm-up
-    if not usable[start:].all():  # loaders leave only leading gaps; guard all the same
-        raise DataError(f"{data.name}: missing returns after {data.returns.index[start].date()}")
-    return start
+    """The first day on which some asset has a full window and a target (``valid``
+    ``(A, T)``); an asset that starts later joins when its own window is full. A
+    ``DataError`` names an asset that never gets a full window, or one with a gap
+    after it has."""
+    live = valid.numpy()
+    for asset, days in zip(data.assets, live, strict=True):
+        if not days.any():
+            raise DataError(
+                f"{data.name}: {asset} never has {config.data.lag} earlier returns and its "
+                f"{config.data.features!r} inputs (a volatility estimate needs "
+                f"{config.data.vol_span // 2} more); too few rows"
+            )
+        joins = int(np.argmax(days))  # after the asset's start and the warm-up
+        if not days[joins:].all():  # loaders leave only leading gaps; guard all the same
+            gap = data.returns.index[joins + int(np.argmin(days[joins:]))].date()
+            raise DataError(f"{data.name}: {asset} has a missing return on {gap}")
+    return int(np.argmax(live.any(0)))
 
 
 def walk_forward(
@@ -476,7 +507,11 @@ def walk_forward(
     targets = panel * torch.from_numpy(leverage(panel, config.backtest.target,
                                                 data.periods_per_year,
                                                 config.data.vol_span)).to(panel.dtype)
-    windows, targets = windows[:, start:].to(device), targets[:, start:].to(device)
+    # a late asset's days before it joins are never trained on or traded: zeros, not NaN
+    live = valid[:, start:]
+    windows = torch.where(live[..., None], windows[:, start:], 0.0).to(device)
+    targets = torch.where(live, targets[:, start:], 0.0).to(device)
+    live = live.to(device)
     blocks = walk_forward_blocks(dates, config.backtest)
 
     started = time.perf_counter()
@@ -491,7 +526,8 @@ def walk_forward(
         else:
             state = (units.training_state(name, config.train.checkpoint_every)
                      if units is not None else None)
-            ensemble, positions, history = _train_block(block, windows, targets, config, state)
+            ensemble, positions, history = _train_block(block, windows, targets, live, config,
+                                                        state)
             if units is not None:
                 units.save(name, Unit(tensors={"positions": positions},
                                       frames={"history": history},
@@ -521,6 +557,7 @@ def walk_forward(
     return WalkForward(
         positions=torch.cat(held, dim=-1).double().cpu().numpy(),  # (S, A, T_test)
         returns=data.returns.iloc[start:].iloc[tested],
+        live=live.cpu().numpy()[:, tested],
         history=history[leading + [c for c in history.columns if c not in leading]],
         blocks=pd.DataFrame(block_rows),
         policies=policies,
@@ -565,7 +602,8 @@ def placebo_test(
         placebo = random_sign_copy(data, derive_seed(config.seed, PLACEBO_STREAM, copy))
         trained = walk_forward(config, placebo, progress=False, units=units,
                                unit_prefix=f"placebo-{copy}-")
-        metrics, _ = evaluate_positions(placebo, trained.returns, trained.positions, config)
+        metrics, _ = evaluate_positions(placebo, trained.returns, trained.positions, config,
+                                        trained.live)
         sharpes.append(metrics["strategy"]["sharpe"])
     values = np.asarray(sharpes)
     return {"copies": len(sharpes), "method": "random signs", "sharpes": sharpes,
@@ -585,7 +623,8 @@ def run_backtest(
     data = data if data is not None else load_market_data(config.data)
     if trained is None:
         trained = walk_forward(config, data, progress=progress, units=units)
-    metrics, daily = evaluate_positions(data, trained.returns, trained.positions, config)
+    metrics, daily = evaluate_positions(data, trained.returns, trained.positions, config,
+                                        trained.live)
     metrics |= {"blocks": int(trained.blocks["block"].nunique()),
                 "train_seconds": trained.seconds}
     if config.backtest.placebo:

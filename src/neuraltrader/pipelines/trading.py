@@ -55,17 +55,24 @@ def leverage(panel: torch.Tensor, target: float | None, periods_per_year: int,
 
 
 def strategy_returns(
-    positions: np.ndarray, returns: np.ndarray, cost_bps: float
+    positions: np.ndarray, returns: np.ndarray, cost_bps: float,
+    live: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Daily portfolio return and cost of holding ``positions`` ``(..., A, T)`` in
-    assets with ``returns`` ``(A, T)``: equal weight over assets, costs of ``cost_bps``
-    per unit of |Δ position| (entering from flat on the first day counts).
+    assets with ``returns`` ``(A, T)``: equal weight over assets (over the ``live``
+    ones, ``(A, T)`` booleans, when given), costs of ``cost_bps`` per unit of |Δ
+    position| (entering from flat on the first day, or on the day an asset joins,
+    counts).
 
     Returns ``(net return, cost)``, each ``(..., T)``.
     """
     changes = np.abs(np.diff(positions, axis=-1, prepend=0.0))
     costs = cost_bps / 1e4 * changes
-    return (positions * returns - costs).mean(-2), costs.mean(-2)
+    net = positions * returns - costs
+    if live is None:
+        return net.mean(-2), costs.mean(-2)
+    weights = live / np.maximum(live.sum(0), 1)  # (A, T)
+    return (net * weights).sum(-2), (costs * weights).sum(-2)
 
 
 def spa_against_benchmarks(
