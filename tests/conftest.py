@@ -13,6 +13,7 @@ import torch
 from neuraltrader import AR1, generate_sequences
 
 matplotlib.use("Agg")
+torch.set_num_threads(1)  # one thread: CI's timings stay stable and results deterministic
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -244,3 +244,19 @@ def test_backtest_takes_at_most_one_source(capsys, tmp_path):
     with pytest.raises(SystemExit):
         main(["backtest", "--data", "sp500", "--csv", "x.csv"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_threads_option_sets_torchs_thread_count(tmp_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["demo", "linear", "--threads", "2", "--set", "train.steps=5",
+                     "--out", str(tmp_path / "two"), "--no-progress", "--no-report"]) == 0
+        assert torch.get_num_threads() == 2
+        assert "threads = 2" in (tmp_path / "two" / "config.toml").read_text()
+    finally:
+        torch.set_num_threads(before)
+    assert main(["run", "--threads", "0", "--out", str(tmp_path / "zero")]) == 2
+    assert "train.threads must lie in [1, 1024], got 0" in capsys.readouterr().err
+    assert not (tmp_path / "zero").exists()

@@ -29,6 +29,8 @@ def _add_run_options(parser: argparse.ArgumentParser, example: str) -> None:
     parser.add_argument("--out", metavar="DIR", help="run directory (default: runs/<timestamp>)")
     parser.add_argument("--device", metavar="DEVICE",
                         help="where to train (train.device): cpu (default), cuda, cuda:N, auto")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="CPU threads for torch (train.threads; default: torch's own)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--no-report", action="store_true",
                         help="do not write report.html into the run directory")
@@ -214,9 +216,9 @@ def _execute(args: argparse.Namespace, config_class: type, runner: Callable[...,
     from .io.config import load_config
     from .io.rundir import check_run_dir, default_run_dir
 
-    if getattr(args, "device", None) is not None:
-        args.overrides.append(f"train.device={json.dumps(args.device)}")
+    _append_options(args, {"device": "train.device", "threads": "train.threads"})
     config = load_config(config_class, args.config, args.overrides)
+    config.train.apply_threads()
     out = check_run_dir(args.out) if args.out is not None else default_run_dir()
     print(runner(config, out, progress=not args.no_progress))
     _finish(args, out)

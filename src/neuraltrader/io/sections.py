@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from .._checks import PositionKind
 from ..core.device import resolve_device
 from ..core.objectives import OBJECTIVES
 from ..core.train import OPTIMIZERS
 from .checkpoint import MAX_DIMENSION, MAX_SEEDS
 from .config import setting
+
+MAX_THREADS = 1024
 
 
 @dataclass
@@ -49,9 +53,17 @@ class OptimizerSection:
     lr: float = setting(0.01, gt=0, help="learning rate")
     optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZERS), help="the optimizer")
     device: str = setting("cpu", help="where to train: cpu, cuda, cuda:N or auto (--device)")
+    threads: int | None = setting(None, ge=1, le=MAX_THREADS,
+                                  help="CPU threads for torch (--threads); unset: torch's default")
 
     def check(self) -> None:
         resolve_device(self.device)
+
+    def apply_threads(self) -> None:
+        """Set torch's CPU thread count to ``threads`` when it is set (the process's
+        setting: a command runs one config)."""
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
 
 
 @dataclass

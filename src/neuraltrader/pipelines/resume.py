@@ -42,6 +42,7 @@ def resume(out: str | Path, *, progress: bool = True) -> str:
 def _config(config_class: type, request: dict) -> object:
     config = build(config_class, request["config"])
     validate(config)
+    config.train.apply_threads()
     return config
 
 
