@@ -400,11 +400,9 @@ def macd_position(
         indicator is defined on day t - 1 (first finite at an asset's day 314 with the
         defaults).
     """
-    _check_returns(returns)
-    pairs = _check_horizons("pairs", pairs, pairs=True)
-    check_int("price_std_window", price_std_window, minimum=2)
-    check_int("signal_std_window", signal_std_window, minimum=2)
-    z = _macd_z(_float64(returns), pairs, price_std_window, signal_std_window)
+    _check_returns(returns)  # before the float64 copy, which would accept integers
+    z = _float64(macd_indicators(returns.double(), pairs, price_std_window=price_std_window,
+                                 signal_std_window=signal_std_window))
     return _like(_shift(_response(z).mean(axis=-1)), returns)
 
 
