@@ -63,7 +63,7 @@ def test_linear_history(linear):
     history = linear.history
     assert list(history.columns) == ["step", "beta0", "beta1", "loss"] and len(history) == 500
     assert history["loss"].iloc[0] > 4 and history["loss"].iloc[-1] < 0.26  # from 0 to sigma²
-    assert "OLS" in linear.table and "truth" in linear.table
+    assert "OLS" in linear.table and "truth" in linear.table and "GD - OLS" in linear.table
 
 
 @pytest.mark.parametrize("seed", [0, 1])

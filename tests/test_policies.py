@@ -21,7 +21,7 @@ def test_tutorial_layers():
     model = DropoutTrader(lag=4, hidden=5, dropout=0.5)
     assert (model.linear0.in_features, model.linear0.out_features) == (4, 5)
     assert (model.linear1.in_features, model.linear1.out_features) == (5, 1)
-    assert model.dropout.p == 0.5
+    assert model.dropout == 0.5
 
 
 def test_dropout_is_random_in_training_and_off_in_eval():

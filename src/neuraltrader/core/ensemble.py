@@ -37,7 +37,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .._checks import check_int
 from .._random import derive_seed, seeded
 from ..errors import ConfigError
-from .policies import DropoutTrader, NeuralTrader, PositionHead, WindowPolicy
+from .policies import DropoutTrader, NeuralTrader, PositionHead, WindowPolicy, dropout_mask
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -169,14 +169,13 @@ class TraderEnsemble(Ensemble):
         return self.head(score)
 
     def _dropout_masks(self, batch: int) -> torch.Tensor:
-        """Scaled keep-masks ``(E, H, B)``, replica by replica as ``nn.Dropout`` draws a
-        ``(B, H)`` mask: one ``bernoulli_`` call on each replica's own generator."""
-        keep = 1.0 - self.dropout
-        masks = torch.empty(self.replicas, batch, self.weight0.shape[1],
-                            device=self.weight0.device)
-        for mask, generator in zip(masks, self.mask_generators, strict=True):
-            mask.bernoulli_(keep, generator=generator)
-        return masks.div_(keep).transpose(1, 2)
+        """Scaled keep-masks ``(E, H, B)``, replica by replica as the solo
+        ``DropoutTrader`` draws its ``(B, H)`` mask (:func:`dropout_mask`), each from the
+        replica's own generator."""
+        shape = (batch, self.weight0.shape[1])
+        masks = [dropout_mask(shape, self.dropout, device=self.weight0.device,
+                              generator=generator) for generator in self.mask_generators]
+        return torch.stack(masks).transpose(1, 2)
 
     def replica_state(self, index: int) -> dict[str, torch.Tensor]:
         return {

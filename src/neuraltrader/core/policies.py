@@ -114,10 +114,26 @@ class NeuralTrader(WindowPolicy):
         return self.head(score)
 
 
+def dropout_mask(
+    shape: tuple[int, ...], rate: float, *, device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """A scaled keep-mask of ``shape``: ``1 / (1 - rate)`` with probability ``1 - rate``,
+    else 0, as ``nn.Dropout`` multiplies by. Drawn as ``uniform < 1 - rate`` from
+    ``generator`` (torch's global one by default): on the CPU ``torch.rand`` is about
+    3.5 times faster than the ``bernoulli_`` that ``nn.Dropout`` calls, and dropout
+    masks were half of a dropout ensemble's step."""
+    keep = 1.0 - rate
+    uniform = torch.rand(shape, generator=generator, device=device)
+    return (uniform < keep).to(uniform.dtype).div_(keep)
+
+
 class DropoutTrader(NeuralTrader):
     """:class:`NeuralTrader` with dropout (rate ``dropout``) on the hidden layer.
 
-    Dropout is active in ``train()`` mode only; ``eval()`` uses the full network.
+    Dropout is active in ``train()`` mode only; ``eval()`` uses the full network. The
+    masks come from :func:`dropout_mask` and torch's global generator, so an
+    ensemble's replica draws exactly the masks of its solo run.
     """
 
     def __init__(
@@ -130,14 +146,19 @@ class DropoutTrader(NeuralTrader):
         features: int = 1,
     ) -> None:
         super().__init__(lag, hidden, position, features=features)
-        check_float("dropout", dropout, lower=0.0, upper=1.0, upper_open=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = check_float("dropout", dropout, lower=0.0, upper=1.0, upper_open=True)
 
     def hidden_features(self, windows: torch.Tensor) -> torch.Tensor:
-        return self.dropout(super().hidden_features(windows))
+        hidden = super().hidden_features(windows)
+        if not self.training or self.dropout == 0:
+            return hidden
+        return hidden * dropout_mask(hidden.shape, self.dropout, device=hidden.device)
 
     def init_arguments(self) -> dict[str, object]:
-        return super().init_arguments() | {"dropout": self.dropout.p}
+        return super().init_arguments() | {"dropout": self.dropout}
+
+    def extra_repr(self) -> str:
+        return f"dropout={self.dropout}"
 
 
 class LinearTrader(WindowPolicy):
@@ -355,7 +376,7 @@ class TransformerTrader(WindowPolicy):
 
 
 __all__ = [
-    "SATURATION_TOLERANCE", "saturated", "sinusoidal_encoding",
+    "SATURATION_TOLERANCE", "dropout_mask", "saturated", "sinusoidal_encoding",
     "DropoutTrader", "EncoderBlock", "LSTMTrader", "LinearTrader", "NeuralTrader",
     "PositionHead", "SelfAttention", "TransformerTrader", "WindowPolicy",
 ]

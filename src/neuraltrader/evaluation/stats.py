@@ -151,7 +151,8 @@ def probability_of_backtest_overfitting(
         the performance degradation: least-squares ``degradation_slope`` and
         ``degradation_intercept`` of out-of-sample on in-sample Sharpe of the chosen
         strategy, and ``probability_of_loss`` (share of splits where it loses out of
-        sample); ``splits`` and ``blocks``.
+        sample); ``in_sample_sharpes`` and ``out_of_sample_sharpes`` of the chosen
+        strategy, one per split; ``splits`` and ``blocks``.
     """
     values = np.asarray(returns, dtype=np.float64)
     if values.ndim != 2 or values.shape[1] < 2:
@@ -196,6 +197,8 @@ def probability_of_backtest_overfitting(
         "degradation_slope": float(slope),
         "degradation_intercept": float(intercept),
         "probability_of_loss": float((out_of_sample[rows, best] < 0).mean()),
+        "in_sample_sharpes": in_sample[rows, best].tolist(),
+        "out_of_sample_sharpes": out_of_sample[rows, best].tolist(),
         "splits": len(best),
         "blocks": blocks,
     }

@@ -132,7 +132,8 @@ class StudyResult:
             )
         } | {
             f"policy_{dataset}": plot_policy(
-                curves, title=f"learned policy vs oracle: {dataset} data"
+                curves, title=f"learned policy vs oracle: {dataset} data",
+                seeds=self.config.train.seeds,
             )
             for dataset, curves in self.policy_curves.items()
         }

@@ -5,10 +5,17 @@ the CSVs and PNGs), so ``neuraltrader report`` works on any finished run. Images
 embedded as base64 data URIs and the page has no script and no external link: it opens
 from disk, offline, and can be mailed as one file.
 
-Every figure of ``metrics.json`` (except the config, shown as TOML) appears in a table
-cell whose ``data-key`` is its path in ``metrics.json`` as a JSON list
-(``["results", 0, "valid_return"]``) and whose ``data-value`` is the exact number; the
-cell's text is that number rounded.
+What the page says first comes first: a sweep's verdicts or a backtest's verdict, then
+the figures at their natural size, then the tables. Every scalar of ``metrics.json``
+(except the config, shown as TOML) appears once, in a table cell whose ``data-key`` is
+its path in ``metrics.json`` as a JSON list (``["results", 0, "valid_return"]``) and
+whose ``data-value`` is the exact number; the cell's text is that number rounded. A
+short list of scalars is one cell; a longer list of numbers (a sweep's 12,870 PBO
+logits) is a figure whose ``data-key`` is its path. Left out, and named on the page:
+table columns empty in every row, and rows of a table that would pass
+:data:`~.tables.MAX_TABLE_BYTES` (they stay in the run's CSVs), so that a page stays
+under 1 MB. Tables the page computes from the CSVs (a backtest's calendar years and
+assets) carry no ``data-key``.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import io
 import json
 import math
 import os
-from collections.abc import Iterator
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,27 +36,46 @@ import pandas as pd
 from ..errors import DataError
 from ..evaluation.verdicts import verdict_lines
 from ..io.rundir import RUN_KINDS
+from . import backtest as trading
+from .tables import (
+    KeyPath,
+    computed_table,
+    is_array,
+    is_number,
+    key_attribute,
+    key_value_table,
+    leaves,
+    numbers_of,
+    records_table,
+    side_by_side,
+    transposed_records_table,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 # PNG names in the order the page shows them; any other PNG follows, by name.
-FIGURE_ORDER = ("history", "policy", "equity", "drawdown", "rolling_sharpe")
+FIGURE_ORDER = ("equity", "positions", "drawdown", "rolling_sharpe", "policy", "history")
+# at most this many records side by side (one column each); more make one row each
+MAX_TRANSPOSED = 6
+# arrays of metrics.json without a figure of their own drawn at most (the rest named)
+MAX_ARRAY_FIGURES = 4
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #222;
        max-width: 1400px; margin: 2em auto; padding: 0 1em; }
 h1 { font-size: 1.5em; margin-bottom: 0.2em; } h2 { font-size: 1.2em; margin-top: 1.8em; }
-.meta { color: #666; }
+.meta, .note { color: #666; } .note { max-width: 60em; }
 table { border-collapse: collapse; margin: 0.5em 0 1em; font-variant-numeric: tabular-nums; }
-th, td { padding: 0.25em 0.7em; border-bottom: 1px solid #ddd; text-align: right; }
-th { background: #f4f4f4; } td.label, th.label { text-align: left; }
+th, td { padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; text-align: right; }
+th { background: #f4f4f4; font-weight: 600; vertical-align: bottom; }
+td.label, th.label { text-align: left; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; }
-.scroll { overflow-x: auto; }
-.figures { display: grid; gap: 1em; grid-template-columns: repeat(auto-fit, minmax(520px, 1fr)); }
-figure { margin: 0; } img { max-width: 100%; height: auto; }
-figcaption { color: #555; font-size: 0.9em; }
-ul.verdicts li { margin: 0.2em 0; }
+.scroll { overflow-x: auto; max-width: 100%; }
+.figures { display: flex; flex-wrap: wrap; gap: 1.2em; align-items: flex-start; }
+figure { margin: 0; max-width: 100%; } img { max-width: 100%; height: auto; display: block; }
+figcaption { color: #555; font-size: 0.9em; width: 0; min-width: 100%; }
+ul.verdicts li { margin: 0.2em 0; } p.verdict { font-size: 1.1em; margin: 0.3em 0; }
 """
 
 
@@ -211,6 +238,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+
 def _nan_for_null(value: Any) -> Any:
     """``value`` with every ``null`` (a NaN when written) back to NaN, so that figures
     format as ``nan``."""
@@ -221,101 +249,17 @@ def _nan_for_null(value: Any) -> Any:
     return math.nan if value is None else value
 
 
-def _format(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:.4g}" if math.isfinite(value) else str(value)
-    return str(value)
-
-
-KeyPath = tuple[str | int, ...]  # keys and list indices from the top of metrics.json
-
-
-def _cell(path: KeyPath, value: Any) -> str:
-    """A table cell that carries its path and the exact figure beside its rounded text."""
-    key = html.escape(json.dumps(list(path)))
-    if isinstance(value, str):
-        return f'<td class="label" data-key="{key}">{html.escape(value)}</td>'
-    exact = html.escape(json.dumps(value))
-    return f'<td data-key="{key}" data-value="{exact}">{html.escape(_format(value))}</td>'
-
-
-def _leaves(value: Any, path: KeyPath) -> Iterator[tuple[KeyPath, Any]]:
-    """``(path, scalar)`` for every scalar below ``value``."""
-    if isinstance(value, dict):
-        for name, item in value.items():
-            yield from _leaves(item, (*path, name))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _leaves(item, (*path, index))
-    else:
-        yield path, value
-
-
 def _records_table(records: list[dict[str, Any]], key: str) -> str:
-    """One row per record (a list of flat dicts), one column per field."""
-    columns = list(dict.fromkeys(name for record in records for name in record))
-    head = "".join(f"<th>{html.escape(name)}</th>" for name in columns)
-    rows = []
-    for index, record in enumerate(records):
-        cells = "".join(
-            _cell((key, index, name), record[name]) if name in record else "<td></td>"
-            for name in columns
-        )
-        rows.append(f"<tr>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
-
-
-def _side_by_side(sides: dict[str, dict[str, Any]]) -> str:
-    """Dicts of scalars with the same keys, one row each (strategy vs buy-and-hold)."""
-    columns = list(next(iter(sides.values())))
-    head = '<th class="label"></th>' + "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    rows = "".join(
-        f'<tr><th class="label">{html.escape(name)}</th>'
-        + "".join(_cell((name, column), values[column]) for column in columns) + "</tr>"
-        for name, values in sides.items()
-    )
-    return f"<table><tr>{head}</tr>{rows}</table>"
-
-
-def _key_value_table(pairs: list[tuple[KeyPath, Any]]) -> str:
-    rows = "".join(
-        f'<tr><th class="label">{html.escape(".".join(map(str, path)))}</th>'
-        f"{_cell(path, value)}</tr>"
-        for path, value in pairs
-    )
-    return f'<table><tr><th class="label">figure</th><th>value</th></tr>{rows}</table>'
+    """One row per record (a list of flat dicts), one column per field but those empty
+    in every record."""
+    return records_table(records, key)[0]
 
 
 def results_html(metrics: dict[str, Any]) -> str:
-    """Tables holding every figure of ``metrics`` except ``version`` and ``config``."""
-    figures = {key: value for key, value in metrics.items() if key not in ("version", "config")}
-    parts = []
-    records = figures.pop("results", None)
-    if isinstance(records, list) and records and all(isinstance(r, dict) for r in records):
-        parts.append(_records_table(records, "results"))
-    elif records is not None:
-        figures["results"] = records
-    flat_dicts = {
-        name: value for name, value in figures.items()
-        if isinstance(value, dict) and value
-        and all(not isinstance(item, dict | list) for item in value.values())
-    }
-    groups: dict[tuple[str, ...], dict[str, dict[str, Any]]] = {}
-    for name, value in flat_dicts.items():
-        groups.setdefault(tuple(value), {})[name] = value
-    for group in groups.values():
-        if len(group) > 1:  # dicts with the same keys, e.g. strategy and buy_and_hold
-            parts.append(_side_by_side(group))
-            for name in group:
-                figures.pop(name)
-    pairs = [pair for name, value in figures.items() for pair in _leaves(value, (name,))]
-    if pairs:
-        parts.append(_key_value_table(pairs))
-    return "\n".join(parts)
+    """Tables holding every scalar of ``metrics`` except ``version`` and ``config``
+    (long arrays of numbers, drawn on the page, are left out)."""
+    shown = _Shown(metrics)
+    return "\n".join(shown.tables("results") + [shown.leftover_table()])
 
 
 def _png_uri(data: bytes) -> str:
@@ -325,7 +269,27 @@ def _png_uri(data: bytes) -> str:
 def _figure_png(figure: Figure) -> bytes:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return _compact_png(buffer.getvalue())
+
+
+def _compact_png(data: bytes) -> bytes:
+    """``data`` as a 256-colour PNG when that is smaller (a plot has few colours; it
+    takes about a third of the bytes), else unchanged, as also for anything that is not
+    a PNG Pillow reads safely."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if image.format != "PNG":
+                    return data
+                palette = image.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT)
+            buffer = io.BytesIO()
+            palette.save(buffer, format="PNG", optimize=True)
+    except (OSError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError):
+        return data
+    return buffer.getvalue() if len(buffer.getvalue()) < len(data) else data
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -352,40 +316,417 @@ def _require_columns(
             raise DataError(f"{str(path)!r}: {path.name} column {column!r} must hold numbers")
 
 
-def _run_figures(run_dir: Path, metrics: dict[str, Any]) -> list[tuple[str, bytes]]:
-    """``(caption, PNG bytes)``: the run's PNGs, then pictures only the report draws."""
-    from .plots import plot_seed_returns, plot_sweep_heatmaps
+_MISSING = object()
 
+
+@dataclass
+class _Figure:
+    """One picture of the page: its caption, PNG bytes and, when it draws an array of
+    ``metrics.json``, that array's path (``data-key``); ``also`` are the paths of
+    further arrays it draws (``data-also-keys``, a JSON list of paths)."""
+
+    caption: str
+    png: bytes
+    key: KeyPath | None = None
+    stem: str = ""  # the PNG's name in the run directory, if it is one
+    also: tuple[KeyPath, ...] = ()
+
+    def html(self) -> str:
+        key = f" {key_attribute(self.key)}" if self.key is not None else ""
+        if self.also:
+            paths = html.escape(json.dumps([list(path) for path in self.also]))
+            key += f' data-also-keys="{paths}"'
+
+        caption = html.escape(self.caption)
+        return (f'<figure{key}><img src="{_png_uri(self.png)}" alt="{caption}">'
+                f"<figcaption>{caption}</figcaption></figure>")
+
+
+class _Shown:
+    """What of ``metrics.json`` the page has yet to show: sections :meth:`take` their
+    figures, and whatever is left goes to one last table (:meth:`leftover_table`) or,
+    for arrays, to figures (:meth:`arrays`), so that each figure appears exactly once."""
+
+    def __init__(self, metrics: dict[str, Any]) -> None:
+        self.figures = {key: value for key, value in metrics.items()
+                        if key not in ("version", "config")}
+        self.done: set[KeyPath] = set()
+        self.notes: list[str] = []
+
+    def value(self, *path: str | int, default: Any = None) -> Any:
+        """The value at ``path``, or ``default`` if there is none."""
+        value: Any = self.figures
+        for key in path:
+            found = (key in value if isinstance(value, dict) and isinstance(key, str)
+                     else isinstance(value, list) and isinstance(key, int)
+                     and 0 <= key < len(value))
+            if not found:
+                return default
+            value = value[key]
+        return value
+
+    def take(self, *path: str | int) -> Any:
+        """The value at ``path`` (``None`` if there is none), now shown."""
+        self.done.add(path)
+        return self.value(*path)
+
+    def is_open(self, path: KeyPath) -> bool:
+        """Whether nothing at or above ``path`` has been shown."""
+        return not any(path[:end] in self.done for end in range(1, len(path) + 1))
+
+    def open_leaves(self, *path: str | int) -> list[tuple[KeyPath, Any]]:
+        """The scalars and lists of scalars below ``path`` not yet shown."""
+        value = self.value(*path, default=_MISSING)
+        if value is _MISSING or (path and not self.is_open(path)):
+            return []
+        return [(key, item) for key, item in leaves(value, path) if self.is_open(key)]
+
+    def take_scalars(self, *path: str | int) -> list[tuple[KeyPath, Any]]:
+        """``(path, value)`` of every scalar (and short list) below ``path`` not yet
+        shown, now shown; arrays stay for :meth:`arrays`."""
+        pairs = [(key, value) for key, value in self.open_leaves(*path) if not is_array(value)]
+        self.done.update(key for key, _ in pairs)
+        return pairs
+
+    def tables(self, key: str, labels: list[str] | None = None) -> list[str]:
+        """The records at ``key`` (a list of flat objects) as a table: side by side
+        when there are few (headed by their ``labels`` fields, see
+        :func:`~.tables.transposed_records_table`), else one row each (stopping at the
+        page's byte budget)."""
+        records = self.value(key)
+        if not (self.is_open((key,)) and isinstance(records, list) and records
+                and all(isinstance(record, dict) for record in records)):
+            return []
+        self.take(key)
+        if len(records) <= MAX_TRANSPOSED:
+            table, hidden = transposed_records_table(records, key, labels)
+            shown = len(records)
+        else:
+            table, hidden, shown = records_table(records, key)
+        notes = []
+        if hidden:
+            notes.append(f"Left out, empty in every row: {', '.join(hidden)}.")
+        if shown < len(records):
+            notes.append(f"The first {shown} of {len(records)} rows; every row is in the run's "
+                         f"CSV files and metrics.json.")
+        note = f'<p class="note">{html.escape(" ".join(notes))}</p>' if notes else ""
+        return [f'<div class="scroll">{table}</div>{note}']
+
+    def leftover_table(self) -> str:
+        """Every scalar not yet shown, one row each."""
+        pairs = self.take_scalars()
+        return key_value_table(pairs) if pairs else ""
+
+    def arrays(self) -> list[_Figure]:
+        """A histogram of each array not yet shown (at most :data:`MAX_ARRAY_FIGURES`;
+        the rest are named in :attr:`notes`)."""
+        from .plots import plot_values
+
+        found = [(path, value) for path, value in self.open_leaves() if is_array(value)]
+        figures = []
+        for path, value in found[:MAX_ARRAY_FIGURES]:
+            label = ".".join(map(str, path))
+            figures.append(_Figure(f"{label}: {len(value)} values",
+                                   _figure_png(plot_values(value, label)), path))
+            self.take(*path)
+        if found[MAX_ARRAY_FIGURES:]:
+            names = ", ".join(".".join(map(str, path)) for path, _ in found[MAX_ARRAY_FIGURES:])
+            self.notes.append(f"Not drawn (only in metrics.json): {names}.")
+        return figures
+
+
+def _run_pngs(run_dir: Path, metrics: dict[str, Any]) -> list[_Figure]:
+    """The run's own PNGs, in :data:`FIGURE_ORDER`, with captions in words."""
     def rank(path: Path) -> tuple[int, str]:
         prefixes = [i for i, name in enumerate(FIGURE_ORDER) if path.stem.startswith(name)]
         return (prefixes[0] if prefixes else len(FIGURE_ORDER), path.stem)
 
-    figures = [(path.stem.replace("_", " "), path.read_bytes())
-               for path in sorted(run_dir.glob("*.png"), key=rank) if path.is_file()]
-    kind = run_kind(metrics)
+    seeds = _seed_count(metrics)
+    return [_Figure(_caption(path.stem, seeds), _compact_png(path.read_bytes()), stem=path.stem)
+            for path in sorted(run_dir.glob("*.png"), key=rank) if path.is_file()]
+
+
+def _seed_count(metrics: dict[str, Any]) -> int:
+    """The most seeds any result of ``metrics`` averages over (1 if none says)."""
+    counts = [record.get("seeds") for record in metrics.get("results", [])]
+    counts = [int(count) for count in counts if isinstance(count, int) and count > 0]
+    return max(counts, default=1)
+
+
+CAPTIONS = {
+    "equity": "equity after costs, strategy against buy-and-hold and the baselines: as "
+              "traded (left), and with every series scaled to buy-and-hold's volatility "
+              "(right; the legend gives each factor)",
+    "positions": "positions over time: traded (at the volatility target) and the model's "
+                 "signal (the mean over seeds, before scaling)",
+    "drawdown": "drawdown: the fall below the running peak",
+    "rolling_sharpe": "rolling one-year Sharpe ratio (annualised)",
+}
+
+
+def _caption(stem: str, seeds: int) -> str:
+    """A caption in words for the run's PNG ``stem``."""
+    mean = f" (mean over {seeds} seeds)" if seeds > 1 else ""
+    band = f" (mean and ±1 sd band over {seeds} seeds)" if seeds > 1 else ""
+    if stem in CAPTIONS:
+        return CAPTIONS[stem]
+    if stem.startswith("policy_"):
+        return (f"learned position against the last return on {stem[7:]} data{mean}, "
+                f"with the oracle's")
+    if stem.startswith("history_") and stem.count("_") >= 2:
+        dataset, model = stem[8:].rsplit("_", 1)
+        return f"training history: {dataset} data, {model} model{band}"
+    if stem == "history":
+        return "training history"
+    return stem.replace("_", " ")
+
+
+def _study_figures(run_dir: Path) -> list[_Figure]:
+    from .plots import plot_seed_returns
+
     seeds_csv = run_dir / "seeds.csv"
-    if kind == "study" and seeds_csv.is_file():
-        seeds = _read_table(seeds_csv)
-        if "valid_return_se" in seeds:
-            _require_columns(seeds, seeds_csv, ["dataset", "model"],
-                             ["valid_return", "valid_return_se"])
-            figures.append((
-                "validation return over seeds against the spread expected with no edge",
-                _figure_png(plot_seed_returns(seeds)),
-            ))
+    if not seeds_csv.is_file():
+        return []
+    seeds = _read_table(seeds_csv)
+    if "valid_return_se" not in seeds:
+        return []
+    _require_columns(seeds, seeds_csv, ["dataset", "model"], ["valid_return", "valid_return_se"])
+    return [_Figure("validation return over seeds against the spread expected with no edge",
+                    _figure_png(plot_seed_returns(seeds)))]
+
+
+def _sweep_figures(run_dir: Path, metrics: dict[str, Any], shown: _Shown) -> list[_Figure]:
+    from .plots import MAX_PANELS, plot_pbo, plot_sweep_heatmaps, sweep_panels
+
+    figures = []
     summary_csv = run_dir / "summary.csv"
-    if kind == "sweep" and summary_csv.is_file() and metrics.get("grid"):
+    if summary_csv.is_file() and metrics.get("grid"):
         keys = list(metrics["grid"])
         summary = _read_table(summary_csv)
         # simulated sweeps: validation return; sweeps of backtests: out-of-sample Sharpe
         value, words = (("valid_return", "validation return") if "valid_return" in summary
                         else ("sharpe", "out-of-sample Sharpe ratio"))
         _require_columns(summary, summary_csv, [*keys, "dataset", "model"], [value])
-        figures.append((
-            f"{words} over {' and '.join(keys[:2])}",
-            _figure_png(plot_sweep_heatmaps(summary, keys, value)),
-        ))
+        panels = len(sweep_panels(summary, keys))
+        over = " and ".join(keys[:2])
+        if len(keys) > 2:
+            over += f", one panel per value of {' and '.join(keys[2:])}"
+        if panels > MAX_PANELS:
+            over += f" (the first {MAX_PANELS} of {panels} panels)"
+        figures.append(_Figure(f"{words} over {over}",
+                               _figure_png(plot_sweep_heatmaps(summary, keys, value))))
+    pbo = metrics["verdicts"].get("pbo")
+    logits = numbers_of(pbo.get("logits")) if isinstance(pbo, dict) else None
+    if logits:
+        in_sample = numbers_of(pbo.get("in_sample_sharpes"))
+        out_of_sample = numbers_of(pbo.get("out_of_sample_sharpes"))
+        pair = (in_sample is not None and out_of_sample is not None
+                and len(in_sample) == len(out_of_sample) > 0)
+        figure = plot_pbo(
+            logits, trading.number(pbo.get("pbo")),
+            in_sample=in_sample if pair else None, out_of_sample=out_of_sample if pair else None,
+            slope=trading.number(pbo.get("degradation_slope")),
+            intercept=trading.number(pbo.get("degradation_intercept")),
+        )
+        caption = ("probability of backtest overfitting: the logit of the best in-sample "
+                   "cell's out-of-sample rank, one per CSCV split (at or below 0: it did no "
+                   "better than the median cell)")
+        scatter: tuple[KeyPath, ...] = ()
+        if pair:
+            caption += "; right, its out-of-sample against in-sample Sharpe ratio"
+            scatter = (("verdicts", "pbo", "in_sample_sharpes"),
+                       ("verdicts", "pbo", "out_of_sample_sharpes"))
+            for path in scatter:
+                shown.take(*path)
+        figures.append(_Figure(caption, _figure_png(figure), ("verdicts", "pbo", "logits"),
+                               also=scatter))
+        shown.take("verdicts", "pbo", "logits")
     return figures
+
+
+def _backtest_daily(run_dir: Path, metrics: dict[str, Any]) -> pd.DataFrame | None:
+    """``backtest.csv`` indexed by date, checked to hold the returns the page draws
+    (``None`` when the run has none)."""
+    path = run_dir / "backtest.csv"
+    if not path.is_file():
+        return None
+    frame = _read_table(path)
+    _require_columns(frame, path, ["date"], ["strategy_return", "buy_and_hold_return",
+                                             *(f"{name}_return" for name in _baselines(metrics))])
+    daily = trading.read_daily(frame)
+    if daily.index.isna().any():
+        raise DataError(f"{str(path)!r}: backtest.csv column 'date' must hold dates")
+    for column in daily:
+        if str(column).endswith(("_position", "_signal", "_return")) \
+                and not pd.api.types.is_numeric_dtype(daily[column]):
+            raise DataError(f"{str(path)!r}: backtest.csv column {column!r} must hold numbers")
+    return daily
+
+
+def _baselines(metrics: dict[str, Any]) -> list[str]:
+    baselines = metrics.get("baselines")
+    return [name for name in baselines if isinstance(name, str)] if isinstance(
+        baselines, dict) else []
+
+
+def _backtest_figures(
+    run_dir: Path, metrics: dict[str, Any], shown: _Shown, daily: pd.DataFrame | None
+) -> list[_Figure]:
+    """Equity (as traded and at buy-and-hold's volatility) and positions drawn from
+    ``backtest.csv`` (so that a run from before they existed has them too), the run's
+    other PNGs, and the placebo test."""
+    from .plots import plot_equity, plot_placebo, plot_positions, position_assets
+
+    figures = []
+    drawn: set[str] = set()
+    if daily is not None:
+        name = trading.get(metrics, "data", "name")
+        title = f"{name} walk-forward" if isinstance(name, str) else ""
+        figures.append(_Figure(CAPTIONS["equity"], _figure_png(
+            plot_equity(daily, _baselines(metrics), title))))
+        drawn.add("equity")
+        assets = position_assets(daily)
+        if assets:
+            figures.append(_Figure(CAPTIONS["positions"], _figure_png(
+                plot_positions(daily, assets, f"{title}: positions" if title else ""))))
+            drawn.add("positions")
+    figures += [figure for figure in _run_pngs(run_dir, metrics)
+                if figure.stem not in drawn]
+    placebo = metrics.get("placebo")
+    sharpes = numbers_of(placebo.get("sharpes")) if isinstance(placebo, dict) else None
+    if sharpes:
+        shown.take("placebo", "sharpes")
+        figure = plot_placebo(sharpes, trading.number(trading.get(metrics, "strategy", "sharpe")),
+                              trading.number(placebo.get("p_value")))
+        figures.append(_Figure(
+            "placebo test: the strategy's Sharpe ratio on random-sign copies of the data "
+            "against the real one", _figure_png(figure), ("placebo", "sharpes")))
+    return figures
+
+
+def _performance_table(metrics: dict[str, Any], shown: _Shown) -> str:
+    """Strategy, buy-and-hold and each baseline side by side, one row each."""
+    rows = [(label, (key,), value) for label, key in (("strategy", "strategy"),
+                                                      ("buy-and-hold", "buy_and_hold"))
+            if _flat(value := metrics.get(key))]
+    baselines = metrics.get("baselines")
+    if isinstance(baselines, dict):
+        rows += [(trading.benchmark_name(name), ("baselines", name), value)
+                 for name, value in baselines.items() if _flat(value)]
+    if not rows:
+        return ""
+    for _, path, _ in rows:
+        shown.take(*path)
+    return ('<h2>Performance</h2><p class="note">Out of sample, after costs, annualised; '
+            "every series at the volatility target.</p>"
+            f'<div class="scroll">{side_by_side(rows)}</div>')
+
+
+def _backtest_tables(
+    metrics: dict[str, Any], shown: _Shown, daily: pd.DataFrame | None
+) -> list[str]:
+    """Calendar years and assets (from ``backtest.csv``), the SPA test with what its
+    fields mean, and the placebo test."""
+    parts = []
+    if daily is not None:
+        parts += _daily_tables(daily, metrics)
+    pairs = shown.take_scalars("spa_pvalue") + shown.take_scalars("spa")
+    if pairs:
+        parts.append(f"<h2>SPA test</h2>{key_value_table(pairs)}"
+                     f'<p class="note">{html.escape(trading.spa_note(metrics))}</p>')
+    pairs = shown.take_scalars("placebo")
+    if pairs:
+        parts.append(f"<h2>Placebo test</h2>{key_value_table(pairs)}"
+                     '<p class="note">The whole walk-forward rerun on copies of the data whose '
+                     "returns have random signs (no edge by construction); p is the share of "
+                     "copies, counting the real data, with a Sharpe ratio at least the "
+                     "real one.</p>")
+    return parts
+
+
+def _flat(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and not any(
+        isinstance(item, dict | list) for item in value.values())
+
+
+def _daily_tables(daily: pd.DataFrame, metrics: dict[str, Any]) -> list[str]:
+    """Returns per calendar year and figures per asset, from ``backtest.csv``."""
+    rows, columns = trading.calendar_years(daily, _baselines(metrics))
+    parts = ["<h2>Calendar years</h2>"
+             '<p class="note">Compounded return per calendar year, after costs '
+             "(computed from backtest.csv).</p>"
+             f'<div class="scroll">{computed_table(rows, columns)}</div>']
+    ppy = trading.get(metrics, "data", "periods_per_year")
+    if is_number(ppy) and ppy >= 1:
+        rows, columns = trading.per_asset(daily, int(ppy))
+        if rows:
+            parts.append("<h2>Assets</h2>"
+                         '<p class="note">Per asset (computed from backtest.csv); the '
+                         "portfolio holds the assets with equal weight, so what one adds is "
+                         "its traded return over the number of assets.</p>"
+                         f'<div class="scroll">{computed_table(rows, columns)}</div>')
+    return parts
+
+
+def _demo_tables(shown: _Shown) -> list[str]:
+    """A demo's figures as one matrix: the linear demo's fit beside OLS and the truth
+    (with the difference from OLS, which rounding would hide), the classifier's rates
+    by split."""
+    from .plots import human
+
+    rest = {key: value for key, value in shown.figures.items() if shown.is_open((key,))}
+    scalars = {key: value for key, value in rest.items() if is_number(value)}
+    references = {key: value for key, value in rest.items()
+                  if _flat(value) and set(value) <= set(scalars)}
+    if references:
+        names = list(scalars)
+        columns = [("gradient descent", ())] + [(key, (key,)) for key in references]
+        first = next(iter(references))
+        head = "".join(f"<th>{html.escape(label.upper() if label == 'ols' else label)}</th>"
+                       for label, _ in columns)
+        head += f"<th>gradient descent − {html.escape(first.upper())}</th>"
+        body = []
+        for name in names:
+            cells = []
+            for _, path in columns:
+                source = rest if not path else rest[path[0]]
+                cells.append(_cell_at((*path, name), source.get(name), name in source))
+            difference = (float(scalars[name]) - float(references[first][name])
+                          if is_number(references[first].get(name)) else None)
+            cells.append(f"<td>{'' if difference is None else f'{difference:.2e}'}</td>")
+            body.append(f'<tr><th class="label">{html.escape(name)}</th>{"".join(cells)}</tr>')
+        for name in names:
+            shown.take(name)
+        for key in references:
+            shown.take(key)
+        return [f'<table><tr><th class="label"></th>{head}</tr>{"".join(body)}</table>']
+    splits = {}
+    for key in scalars:
+        split, _, stem = key.partition("_")
+        if split in ("train", "valid", "bayes") and stem:
+            splits.setdefault(stem, {})[split] = key
+    if not splits:
+        return []
+    columns = [split for split in ("train", "valid", "bayes")
+               if any(split in row for row in splits.values())]
+    words = {"train": "train", "valid": "validation", "bayes": "Bayes (validation)"}
+    head = "".join(f"<th>{words[split]}</th>" for split in columns)
+    body = "".join(
+        f'<tr><th class="label">{html.escape(human(stem))}</th>'
+        + "".join(_cell_at((row[s],), rest[row[s]], True) if s in row else "<td></td>"
+                  for s in columns) + "</tr>"
+        for stem, row in splits.items()
+    )
+    for row in splits.values():
+        for key in row.values():
+            shown.take(key)
+    return [f'<table><tr><th class="label"></th>{head}</tr>{body}</table>']
+
+
+def _cell_at(path: KeyPath, value: Any, present: bool) -> str:
+    from .tables import cell
+
+    return cell(path, value) if present else "<td></td>"
 
 
 def _config_text(path: Path) -> str:
@@ -399,35 +740,68 @@ def _config_text(path: Path) -> str:
         raise DataError(f"{str(path)!r}: unreadable config.toml ({error.strerror})") from None
 
 
+def _figures_html(figures: list[_Figure]) -> str:
+    return (f'<h2>Figures</h2><div class="figures">{"".join(f.html() for f in figures)}</div>'
+            if figures else "")
+
+
 def render_report(run_dir: str | Path) -> str:
-    """The report page of ``run_dir`` as HTML text."""
+    """The report page of ``run_dir`` as HTML text: the verdict (sweeps, backtests),
+    the figures, then the tables and the config."""
     run_dir = Path(run_dir)
     metrics = _read_metrics(run_dir)
     kind = run_kind(metrics)
     config_text = _config_text(run_dir / "config.toml")
+    shown = _Shown(metrics)
     sections = [
         f"<h1>neuraltrader {html.escape(kind)}: {html.escape(run_dir.resolve().name)}</h1>",
         f'<p class="meta">neuraltrader {html.escape(str(metrics.get("version", "?")))}; '
-        f"every figure below is in metrics.json.</p>",
+        f"every figure in a table is in metrics.json unless the table says it was computed "
+        f"from the run's CSV files.</p>",
     ]
+    figures: list[_Figure] = []
+    tables: list[str] = []
     if kind == "sweep":
         items = "".join(f"<li>{html.escape(line)}</li>"
                         for line in verdict_lines(_nan_for_null(metrics["verdicts"])))
         sections.append(f'<h2>Verdicts</h2><ul class="verdicts">{items}</ul>')
-    sections.append(f'<h2>Results</h2><div class="scroll">{results_html(metrics)}</div>')
-    figures = "".join(
-        f'<figure><img src="{_png_uri(data)}" alt="{html.escape(caption)}">'
-        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-        for caption, data in _run_figures(run_dir, metrics)
-    )
-    sections.append(f'<h2>Figures</h2><div class="figures">{figures}</div>')
-    sections.append(f"<h2>Config</h2><pre>{html.escape(config_text)}</pre>")
+        figures = _sweep_figures(run_dir, metrics, shown) + _run_pngs(run_dir, metrics)
+        grid = shown.take_scalars("grid")
+        if grid:
+            tables.append(f"<h2>Swept keys</h2>{key_value_table(grid)}")
+        keys = list(metrics.get("grid") or {})
+        tables += ["<h2>Results</h2>", *shown.tables("results", [*keys, "dataset", "model"])]
+        verdicts = shown.take_scalars("verdicts")
+        if verdicts:
+            tables.append(f"<h2>Verdict figures</h2>{key_value_table(verdicts)}")
+    elif kind == "backtest":
+        sentences = "".join(f'<p class="verdict">{html.escape(line)}</p>'
+                            for line in trading.verdict_sentences(metrics))
+        if sentences:
+            sections.append(f"<h2>Verdict</h2>{sentences}")
+        sections.append(_performance_table(metrics, shown))
+        daily = _backtest_daily(run_dir, metrics)
+        figures = _backtest_figures(run_dir, metrics, shown, daily)
+        tables = _backtest_tables(metrics, shown, daily)
+    elif kind == "study":
+        figures = _study_figures(run_dir) + _run_pngs(run_dir, metrics)
+        tables = ["<h2>Results</h2>", *shown.tables("results")]
+    else:
+        figures = _run_pngs(run_dir, metrics)
+        tables = ["<h2>Results</h2>", *_demo_tables(shown)]
+    figures += shown.arrays()
+    leftover = shown.leftover_table()
+    if leftover:
+        tables.append(f'<h2>More figures</h2><div class="scroll">{leftover}</div>')
+    notes = "".join(f'<p class="note">{html.escape(note)}</p>' for note in shown.notes)
+    sections += [_figures_html(figures), *tables, notes,
+                 f"<h2>Config</h2><pre>{html.escape(config_text)}</pre>"]
     title = html.escape(f"neuraltrader {kind}: {run_dir.resolve().name}")
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{CSS}</style></head>\n"
-        f"<body>\n{chr(10).join(sections)}\n</body></html>\n"
+        f"<body>\n{chr(10).join(part for part in sections if part)}\n</body></html>\n"
     )
 
 
