@@ -3,10 +3,10 @@
 ``python docs/examples.py`` runs every example (the sweep takes minutes) and keeps its
 printed output in ``docs/examples.json``; ``--readme`` writes each into README.md
 between ``<!-- example NAME -->`` and ``<!-- /example NAME -->``; ``--only NAME`` reruns
-one. ``tests/test_docs.py`` checks that the README quotes the stored outputs and reruns
+one, ``--no-run`` none. ``tests/test_docs.py`` checks that the README quotes the stored outputs and reruns
 the quick ones. The run-directory lines are left out (their paths differ per run).
 
-    python docs/examples.py [--only NAME] [--readme]
+    python docs/examples.py [--only NAME | --no-run] [--readme]
 """
 
 from __future__ import annotations
@@ -62,13 +62,15 @@ def readme_sections(outputs: dict[str, str]) -> dict[tuple[str, str], str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=tuple(EXAMPLES), help="rerun this example only")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--only", choices=tuple(EXAMPLES), help="rerun this example only")
+    which.add_argument("--no-run", action="store_true", help="rerun none (with --readme)")
     parser.add_argument("--readme", action="store_true",
                         help="write the stored outputs into README.md")
     args = parser.parse_args()
     outputs = stored()
     with tempfile.TemporaryDirectory() as folder:
-        for name in [args.only] if args.only else EXAMPLES:
+        for name in [] if args.no_run else [args.only] if args.only else EXAMPLES:
             outputs[name] = run_example(name, Path(folder) / name.replace(" ", "-"))
             RESULTS.write_text(json.dumps(outputs, indent=1) + "\n")
             print(f"{name}:\n{outputs[name]}\n", flush=True)

@@ -109,10 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     backtest = commands.add_parser(
         "backtest", help="walk-forward backtest on real prices, with costs",
-        description="Train policies on volatility-scaled returns of real prices, walk "
-        "forward year by year (train, pick the epoch on the next year, trade the year "
-        "after with frozen weights), and compare the out-of-sample strategy with "
-        "buy-and-hold: performance figures and the SPA test.",
+        description="Train policies on volatility-scaled returns (or momentum features) of "
+        "real prices, walk forward year by year (train, pick the epoch on the next year, "
+        "trade the year after with frozen weights), and compare the out-of-sample "
+        "strategy with buy-and-hold and the TSMOM and MACD rules, every position at the "
+        "volatility target, after costs: performance figures, the SPA test against each "
+        "benchmark and, with --placebo, a permutation test on random-sign data.",
     )
     _add_data_options(backtest.add_mutually_exclusive_group())
     backtest.add_argument("--model", choices=_RegisteredPolicies(), metavar="POLICY",
