@@ -198,18 +198,8 @@ def _check_fields(value: dict[str, Any], fields: dict[str, Any], key: str, where
                 raise DataError(f"{where}: {path} must be an object, got {_json_kind(item)}")
             if isinstance(kind, dict):
                 _check_fields(item, kind, path, where)
-        elif kind == "number" and not (item is None or _is_number(item)):
+        elif kind == "number" and not (item is None or is_number(item)):
             raise DataError(f"{where}: {path} must be a number, got {_json_kind(item)}")
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    try:
-        float(value)
-    except OverflowError:  # an integer beyond float64 cannot be formatted as one
-        return False
-    return True
 
 
 def _json_kind(value: Any) -> str:
@@ -219,7 +209,7 @@ def _json_kind(value: Any) -> str:
     if isinstance(value, bool):
         return f"{str(value).lower()} (a boolean)"
     if isinstance(value, int | float):
-        return f"the number {value!r}" if _is_number(value) else "a number beyond float range"
+        return f"the number {value!r}" if is_number(value) else "a number beyond float range"
     if isinstance(value, str):
         return f"the string {value[:40]!r}"
     return f"a list of {len(value)}" if isinstance(value, list) else "an object"
