@@ -10,7 +10,12 @@ M = 100, T = 20, L = 4) for the same epochs, timed in this process:
   Linux ``ru_maxrss``, over 2 epochs: the peak does not grow with epochs);
 - the same ensemble through the generic path every other policy takes
   (``FunctionalEnsemble``: ``stack_module_state`` + ``functional_call`` + ``vmap``) at
-  64 replicas, to show why the MLP keeps the batched-matmul path.
+  64 replicas, to show why the MLP keeps the batched-matmul path;
+- a DropoutTrader ensemble of 64 replicas (each replica's masks from its own
+  generator, as its solo run draws them), as a ratio to the plain one;
+- the default study (``neuraltrader run``'s four trainings, in process, no files)
+  against the same four trainings in the tutorial's loop, estimated from its measured
+  seconds per epoch of each model.
 
 ``--device cuda`` trains ``fit`` and the ensembles there (the tutorial's loop, the
 baseline, stays on the CPU, as the tutorial runs it). Prints a table and writes JSON
@@ -31,11 +36,13 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from neuraltrader import AR1, NeuralTrader, fit, generate_sequences, seeded
+from neuraltrader import AR1, DropoutTrader, NeuralTrader, fit, generate_sequences, seeded
 from neuraltrader.core.device import resolve_device
 from neuraltrader.core.ensemble import FunctionalEnsemble, TraderEnsemble
 from neuraltrader.core.train import evaluate
 from neuraltrader.io.rundir import write_json
+from neuraltrader.pipelines.cell import TUTORIAL_EPOCHS
+from neuraltrader.pipelines.study import StudyConfig, run_study
 
 ENSEMBLE_SIZES = (64, 256, 1024)
 
@@ -69,16 +76,38 @@ def tutorial_loop(model, train_data, valid_data, lr=0.01, epochs=25, batch_size=
     return torch.stack(history)
 
 
-def train_ensemble(replicas, train, valid, epochs, path=TraderEnsemble, device="cpu"):
+def train_ensemble(replicas, train, valid, epochs, path=TraderEnsemble, device="cpu",
+                   template=None):
     """Seconds and final validation returns ``(E,)`` of an ensemble trained with ``fit``:
     ``path`` is the batched-matmul ``TraderEnsemble`` or the generic ``vmap`` path
-    (``FunctionalEnsemble``), which any policy takes."""
-    ensemble = path(NeuralTrader(4, 5), replicas).to(device)
+    (``FunctionalEnsemble``), which any policy takes; ``template`` the policy
+    (default NeuralTrader(4, 5))."""
+    ensemble = path(template or NeuralTrader(4, 5), replicas).to(device)
     started = time.perf_counter()
     fit(ensemble, train, valid, epochs=epochs, progress=False)
     seconds = time.perf_counter() - started
     valid = tuple(tensor.to(device) for tensor in valid)
     return seconds, evaluate(ensemble, *valid)[:, 1].cpu()
+
+
+def default_study(plain_epoch_seconds, train, valid, device):
+    """``neuraltrader run``'s trainings in process (no files) against the same four in
+    the tutorial's loop: its seconds per epoch, measured for the plain model by the
+    caller and here for the dropout model (25 epochs), times each training's epochs."""
+    with seeded(1):
+        model = DropoutTrader(4, 5)
+        started = time.perf_counter()
+        tutorial_loop(model, TensorDataset(*train), TensorDataset(*valid), epochs=25)
+        dropout_epoch_seconds = (time.perf_counter() - started) / 25
+    per_epoch = {"mlp": plain_epoch_seconds, "dropout": dropout_epoch_seconds}
+    config = StudyConfig()
+    config.train.device = str(device)
+    tutorial = sum(per_epoch[model] * TUTORIAL_EPOCHS[dataset]
+                   for dataset in config.data.datasets for model in config.model.models)
+    started = time.perf_counter()
+    run_study(config, progress=False)
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "tutorial_seconds": tutorial, "fraction": seconds / tutorial}
 
 
 def peak_megabytes(replicas):
@@ -155,6 +184,12 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
                                                 device)
     rows.append(("fit, vmap path", 64, vmap_seconds, None, float(vmap_returns.mean()),
                  float(vmap_returns.std())))
+    dropout_seconds, dropout_returns = train_ensemble(64, train, valid, epochs, device=device,
+                                                      template=DropoutTrader(4, 5))
+    rows.append(("fit, dropout", 64, dropout_seconds, None, float(dropout_returns.mean()),
+                 float(dropout_returns.std())))
+    plain_seconds = ensembles[0]["seconds_per_model"] * 64
+    study = default_study(tutorial_seconds / epochs, train, valid, device)
 
     print(f"NeuralTrader(4, 5), {epochs} epochs, momentum data, "
           f"{torch.get_num_threads()} threads, device {device}")
@@ -167,6 +202,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
               f"{valid_return:>14.5f}{'' if spread is None else f'{spread:.5f}':>8}")
     gap = abs(timings["tutorial"][1] - timings["fit"][1])
     print(f"fit vs the tutorial's loop: valid returns differ by {gap:.5f} (target < 0.003)")
+    print(f"dropout ensemble / plain ensemble (64 replicas): "
+          f"{dropout_seconds / plain_seconds:.2f} (target <= 1.3)")
+    print(f"default study: {study['seconds']:.1f} s against {study['tutorial_seconds']:.1f} s "
+          f"for its four trainings in the tutorial's loop: {study['fraction']:.3f} "
+          f"(target <= 1/8 = 0.125)")
     figures = {
         "device": str(device),
         "threads": torch.get_num_threads(),
@@ -180,6 +220,10 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "vmap": {"replicas": 64, "seconds_per_model": vmap_seconds / 64,
                  "speedup": tutorial_seconds / (vmap_seconds / 64),
                  "valid_return_mean": float(vmap_returns.mean())},
+        "dropout": {"replicas": 64, "seconds": dropout_seconds, "plain_seconds": plain_seconds,
+                    "ratio_to_plain": dropout_seconds / plain_seconds,
+                    "valid_return_mean": float(dropout_returns.mean())},
+        "default_study": study,
     }
     if args.json:
         write_json(Path(args.json), figures)

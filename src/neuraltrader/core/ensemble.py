@@ -37,7 +37,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .._checks import check_int
 from .._random import derive_seed, seeded
 from ..errors import ConfigError
-from .policies import DropoutTrader, NeuralTrader, PositionHead, WindowPolicy, dropout_mask
+from .policies import DropoutTrader, NeuralTrader, PositionHead, WindowPolicy
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -171,11 +171,14 @@ class TraderEnsemble(Ensemble):
     def _dropout_masks(self, batch: int) -> torch.Tensor:
         """Scaled keep-masks ``(E, H, B)``, replica by replica as the solo
         ``DropoutTrader`` draws its ``(B, H)`` mask (:func:`dropout_mask`), each from the
-        replica's own generator."""
-        shape = (batch, self.weight0.shape[1])
-        masks = [dropout_mask(shape, self.dropout, device=self.weight0.device,
-                              generator=generator) for generator in self.mask_generators]
-        return torch.stack(masks).transpose(1, 2)
+        replica's own generator: one ``rand`` call per replica (its generator's stream),
+        then one comparison and scaling for all."""
+        uniform = torch.empty(self.replicas, batch, self.weight0.shape[1],
+                              device=self.weight0.device)
+        for replica, generator in zip(uniform, self.mask_generators, strict=True):
+            torch.rand(replica.shape, generator=generator, out=replica)
+        keep = 1.0 - self.dropout  # in place, the arithmetic of dropout_mask
+        return uniform.lt_(keep).div_(keep).transpose(1, 2)
 
     def replica_state(self, index: int) -> dict[str, torch.Tensor]:
         return {
