@@ -1,0 +1,89 @@
+"""Sweep speed: the README's example sweep, timed in this process, against the same
+trainings in the tutorial's DataLoader loop.
+
+The sweep is ``neuraltrader sweep --grid model.hidden=2,5,20 --grid model.dropout=0,0.5
+--grid data.rho=0,0.1,0.2 --seeds 32`` without its files (18 cells, each training both
+policies of ``model.models`` on both data sets, 32 replicas in one ensemble). The
+tutorial's loop is timed for a few epochs of each policy; its seconds for the sweep are
+that rate times every training's replicas and epochs (one model at a time, as the
+tutorial trains). The issue's target is 90 seconds on 2 cores.
+
+    python benchmarks/bench_sweep.py [--seeds 32] [--quick] [--device cpu] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+from bench_train import tutorial_loop  # the tutorial's loop, kept in one place
+from torch.utils.data import TensorDataset
+
+from neuraltrader import AR1, DropoutTrader, NeuralTrader, generate_sequences, seeded
+from neuraltrader.core.device import resolve_device
+from neuraltrader.io.rundir import write_json
+from neuraltrader.pipelines.sweep import SweepConfig, grid_cells, run_sweep
+
+GRID = {"model.hidden": ["2", "5", "20"], "model.dropout": ["0", "0.5"],
+        "data.rho": ["0", "0.1", "0.2"]}
+TARGET_SECONDS = 90.0
+
+
+def tutorial_epoch_seconds(policy: str, hidden: int, dropout: float, epochs: int = 5) -> float:
+    """Seconds per epoch of the tutorial's loop for one model of ``policy``."""
+    process = AR1(0.2)
+    train = TensorDataset(*generate_sequences(process.sample(1000, 20, seed=0), 4))
+    valid = TensorDataset(*generate_sequences(process.sample(100, 20, seed=1), 4))
+    with seeded(0):
+        model = (DropoutTrader(4, hidden, dropout) if policy == "dropout"
+                 else NeuralTrader(4, hidden))
+    started = time.perf_counter()
+    tutorial_loop(model, train, valid, epochs=epochs)
+    return (time.perf_counter() - started) / epochs
+
+
+def main(argv: list[str] | None = None) -> dict[str, object]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=32, help="replicas per cell (32)")
+    parser.add_argument("--quick", action="store_true", help="25 epochs instead of 500/250")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = parser.parse_args(argv)
+    base = SweepConfig()
+    base.train.seeds, base.train.device = args.seeds, str(resolve_device(args.device))
+    if args.quick:
+        base.train.epochs = 25
+
+    tutorial_seconds, rates = 0.0, {}
+    for _, config in grid_cells(base, GRID):
+        for model in config.model.models:
+            key = (model, config.model.hidden, config.model.dropout)
+            if key not in rates:
+                rates[key] = tutorial_epoch_seconds(*key)
+            epochs = sum(config.train.epochs_for(dataset) for dataset in config.data.datasets)
+            tutorial_seconds += rates[key] * epochs * config.train.seeds
+
+    started = time.perf_counter()
+    result = run_sweep(base, GRID, progress=False)
+    seconds = time.perf_counter() - started
+    cells = len(result.summary)
+    figures = {
+        "device": base.train.device, "threads": torch.get_num_threads(),
+        "cells": cells, "seeds": args.seeds, "quick": args.quick,
+        "seconds": seconds, "target_seconds": TARGET_SECONDS,
+        "tutorial_seconds": tutorial_seconds, "speedup": tutorial_seconds / seconds,
+    }
+    print(f"README sweep: {cells} cells x {args.seeds} seeds, {figures['threads']} thread(s), "
+          f"device {base.train.device}{', 25 epochs' if args.quick else ''}")
+    print(f"{'seconds':>9}{'target':>8}{'tutorial loop (est.)':>22}{'speed-up':>10}")
+    print(f"{seconds:>9.1f}{TARGET_SECONDS:>8.0f}{tutorial_seconds:>22.0f}"
+          f"{figures['speedup']:>10.1f}")
+    if args.json:
+        write_json(Path(args.json), figures)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
