@@ -3,8 +3,9 @@
 ``python docs/examples.py`` runs every example (the sweep takes minutes) and keeps its
 printed output in ``docs/examples.json``; ``--readme`` writes each into README.md
 between ``<!-- example NAME -->`` and ``<!-- /example NAME -->``; ``--only NAME`` reruns
-one, ``--no-run`` none. ``tests/test_docs.py`` checks that the README quotes the stored outputs and reruns
-the quick ones. The run-directory lines are left out (their paths differ per run).
+one, ``--no-run`` none. ``tests/test_docs.py`` checks that the README quotes the stored
+outputs and reruns the quick ones. The run-directory lines are left out (their paths
+differ per run).
 
     python docs/examples.py [--only NAME | --no-run] [--readme]
 """

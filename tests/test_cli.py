@@ -260,3 +260,31 @@ def test_threads_option_sets_torchs_thread_count(tmp_path, capsys):
     assert main(["run", "--threads", "0", "--out", str(tmp_path / "zero")]) == 2
     assert "train.threads must lie in [1, 1024], got 0" in capsys.readouterr().err
     assert not (tmp_path / "zero").exists()
+
+
+def test_usage_errors_are_one_line(capsys):
+    for arguments in (["backtest", "--model", "cnn"], ["backtest", "--epochs", "abc"],
+                      ["backtest", "--data", "sp500", "--csv", "x.csv"], ["nope"]):
+        with pytest.raises(SystemExit) as stop:
+            main(arguments)
+        assert stop.value.code == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "error:" in error and "(see --help)" in error
+
+
+def test_importing_the_command_line_does_not_load_torch():
+    """An interrupt while torch loads must reach main's handler (one line, exit 130)."""
+    code = "import sys, neuraltrader.cli; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_a_closed_pipe_ends_quietly():
+    command = [sys.executable, "-m", "neuraltrader", "config", "backtest"]
+    reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    reader.stdout.readline()
+    reader.stdout.close()  # as `| head -1` does
+    assert reader.wait(timeout=120) == 141
+    with reader.stderr:
+        assert reader.stderr.read() == b""

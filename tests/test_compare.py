@@ -129,7 +129,10 @@ def test_runs_of_different_kinds_are_refused(finished_runs, tmp_path, capsys):
 
 def test_fewer_than_two_runs_are_refused(finished_runs, tmp_path, capsys):
     assert "at least 2" in _refused(capsys, tmp_path, finished_runs["study"])
-    assert "got 0" in _refused(capsys, tmp_path)
+    with pytest.raises(SystemExit) as stop:  # none at all: argparse's one-line usage error
+        main(["compare", "--out", str(tmp_path / "none.html")])
+    assert stop.value.code == 2 and capsys.readouterr().err.count("\n") == 1
+    assert not (tmp_path / "none.html").exists()
 
 
 def test_sweeps_of_different_pipelines_are_refused(finished_runs, tmp_path, capsys):

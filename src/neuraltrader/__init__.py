@@ -12,14 +12,39 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from ._random import seeded
-from .core.objectives import mean_return
-from .core.policies import DropoutTrader, LinearTrader, LSTMTrader, NeuralTrader, TransformerTrader
-from .core.train import fit
-from .core.windows import generate_sequences
-from .data.reference import buy_and_hold_position, flat_position, oracle_position
-from .data.simulate import AR1, IIDNormal, ReturnProcess
-from .errors import ConfigError, DataError, NeuralTraderError, TrainingError
+import importlib
+from typing import Any
+
+# the public names and the modules that define them, imported on first use: importing
+# the package (the command line does) stays light, so an interrupt while torch loads
+# reaches the command's handler and ends in one line
+_EXPORTS = {
+    "seeded": "._random",
+    "mean_return": ".core.objectives",
+    "DropoutTrader": ".core.policies", "LinearTrader": ".core.policies",
+    "LSTMTrader": ".core.policies", "NeuralTrader": ".core.policies",
+    "TransformerTrader": ".core.policies",
+    "fit": ".core.train",
+    "generate_sequences": ".core.windows",
+    "buy_and_hold_position": ".data.reference", "flat_position": ".data.reference",
+    "oracle_position": ".data.reference",
+    "AR1": ".data.simulate", "IIDNormal": ".data.simulate", "ReturnProcess": ".data.simulate",
+    "ConfigError": ".errors", "DataError": ".errors", "NeuralTraderError": ".errors",
+    "TrainingError": ".errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value  # once imported, an ordinary attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
 
 __all__ = [
     "AR1",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .errors import ConfigError, NeuralTraderError
@@ -16,6 +18,7 @@ from .errors import ConfigError, NeuralTraderError
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # 141
 
 
 def _add_run_options(parser: argparse.ArgumentParser, example: str) -> None:
@@ -71,8 +74,15 @@ class _RegisteredPolicies:
         return iter(self._names())
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (``--help`` shows the usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="neuraltrader",
         description="Learn trading policies by gradient ascent on realised returns.",
     )
@@ -182,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         "training histories of studies, every cell of sweeps. Prints the table and writes "
         "one self-contained page.",
     )
-    compare.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                          help="finished run directories, all of one kind (at least 2)")
     compare.add_argument("--out", metavar="FILE", default="compare.html",
                          help="where to write the page (default: ./compare.html)")
@@ -290,6 +300,7 @@ def _run_sweep(args: argparse.Namespace) -> int:
     grid = parse_grid(args.grid)
     if args.pipeline != "backtest" and (args.data or args.csv):
         raise ConfigError("--data and --csv choose real prices: use `sweep backtest`")
+    _absolute_csv(args)
     _append_options(args, {"data": "data.name", "csv": "data.csv", "seeds": "train.seeds"})
 
     def runner(config: object, out: object, progress: bool) -> str:
@@ -307,6 +318,13 @@ def _append_options(args: argparse.Namespace, options: dict[str, str]) -> None:
             args.overrides.append(f"{key}={json.dumps(value)}")
 
 
+def _absolute_csv(args: argparse.Namespace) -> None:
+    """``--csv`` as an absolute path, so that the run's config.toml (``--config``,
+    ``predict``) finds the file from any directory."""
+    if args.csv is not None:
+        args.csv = str(Path(args.csv).absolute())
+
+
 BACKTEST_OPTIONS = {
     "data": "data.name", "csv": "data.csv", "model": "model.kind",
     "objective": "train.objective", "position": "model.position",
@@ -319,6 +337,7 @@ BACKTEST_OPTIONS = {
 def _run_backtest(args: argparse.Namespace) -> int:
     from .pipelines.backtest import BacktestConfig, backtest, backtest_table
 
+    _absolute_csv(args)
     _append_options(args, BACKTEST_OPTIONS)
     return _execute(
         args, BacktestConfig,
@@ -368,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NeuralTraderError as error:
         print(f"neuraltrader: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except BrokenPipeError:  # the reader (`| head`) has gone: say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except (KeyboardInterrupt, Terminated) as stop:
         what = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
         done = stop.args[0] if stop.args else "nothing written"

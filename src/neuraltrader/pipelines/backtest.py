@@ -72,8 +72,8 @@ PLACEBO_STREAM = 7  # derive_seed key of the placebo copies' signs
 class MarketDataConfig(WindowDataSection):
     """Where the prices come from and how they become inputs: ``[data]``."""
 
-    name: str | None = setting(None, help="a bundled data set (sp500, nasdaq, wti, crude, "
-                               "...; --data); unset: sp500")
+    name: str | None = setting(None, help="a bundled data set (sp500, nasdaq, wti, "
+                               "daily-universe, crude, frenchdata; --data); unset: sp500")
     csv: str | None = setting(None, help="a CSV file of prices instead of a bundled set (--csv)")
     kind: str = setting("prices", choices=KINDS, help="the CSV holds prices or returns")
     fill: str | None = setting(None, choices=tuple(f for f in FILLS if f is not None),
@@ -667,8 +667,8 @@ def backtest_table(metrics: dict[str, Any]) -> str:
     lines = [
         f"{data['name']} ({', '.join(data['assets'])}), out of sample "
         f"{data['start']} .. {data['end']}, {metrics['blocks']} walk-forward blocks, "
-        + (f"every position scaled to {target:.0%} annual volatility (ex ante; "
-           f"realised: ann. vol)"
+        + (f"positions scaled to {target:.0%} annual volatility per asset, ex ante "
+           f"(ann. vol: realised)"
            if target is not None else "positions as held (no volatility target)"),
         frame.to_string(float_format=lambda value: f"{value:.3f}"),
         f"SPA p-value, strategy and seeds against each of {against} (the largest): "

@@ -167,8 +167,9 @@ def predict_table(trained: TrainedBacktest, positions: pd.DataFrame) -> str:
     return "\n".join([
         f"block {positions['block'].iloc[0]}'s {positions['seeds'].iloc[0]} "
         f"{trained.config.model.policy()} policies, position for the day after "
-        f"{positions['date'].iloc[0]}; size at "
-        + (f"{target:.0%} annual volatility" if target is not None else "no volatility target"),
+        f"{positions['date'].iloc[0]}; "
+        + (f"size at {target:.0%} annual volatility" if target is not None
+           else "no volatility target: size is the position"),
         positions.drop(columns=["date", "block", "seeds"]).to_string(
             index=False, float_format=lambda value: f"{value:.4f}"),
     ])
