@@ -493,7 +493,7 @@ def _check_dates(index: pd.DatetimeIndex, rows: np.ndarray, source: str) -> None
         raise DataError(
             f"{source}: dates are not sorted: {_when(index[at + 1])} follows "
             f"{_when(index[at])} (data row {at + 2}); expected oldest first (or "
-            "sort_dates=true to sort them)"
+            "--set data.sort_dates=true to sort them)"
         )
 
 
@@ -543,7 +543,8 @@ def _check_long_order(table: pd.DataFrame, source: str) -> None:
         raise DataError(
             f"{source}: dates are not sorted for asset {row['asset']!r}: {_when(row['date'])} "
             f"follows {_when(row['date'] - steps.iloc[at])} (data row {row['row']}); "
-            "expected each asset's rows oldest first (or sort_dates=true to sort them)"
+            "expected each asset's rows oldest first (or --set data.sort_dates=true to sort "
+            "them)"
         )
 
 
@@ -580,16 +581,16 @@ def _to_returns(
         asset, date = _first_flagged(gaps)
         raise DataError(
             f"{source}: asset {asset!r} has a missing value on {_when(date)}"
-            f"{_row_note(rows, date, asset)} after its first observation; fill the gap or "
-            "fill it with a zero return (--set data.fill=ffill, or fill='ffill' in Python)"
+            f"{_row_note(rows, date, asset)} after its first observation; fill it in the "
+            "file, or carry the last price forward (--set data.fill=ffill: a zero return)"
         )
     if kind == "prices":
         _check_bound(frame, frame <= 0, source, rows, "price", "is not positive",
-                     "prices > 0 (use kind='returns' for returns)")
+                     "prices > 0 (--set data.kind=returns for returns)")
         returns = _price_returns(frame, started)
     else:
         _check_bound(frame, frame <= -1, source, rows, "return", "is <= -1 (-100%)",
-                     "simple returns > -1 (use kind='prices' for price levels)")
+                     "simple returns > -1 (--set data.kind=prices for price levels)")
         returns = frame.where(~gaps, 0.0)
     returns = returns.dropna(how="all")
     if returns.empty:
@@ -686,12 +687,12 @@ def _check_scale(returns: pd.DataFrame, kind: str, source: str) -> None:
         if kind == "returns":
             raise DataError(
                 f"{source}: returns of {asset!r} have {size}; expected simple returns such "
-                "as 0.01 for 1%: these look like prices or percentages (use kind='prices' "
+                "as 0.01 for 1%: these look like prices or percentages (--set data.kind=prices "
                 "for price levels, divide percentages by 100)"
             )
         raise DataError(
             f"{source}: prices of {asset!r} move by {size}; expected price levels: these "
-            "look like returns (use kind='returns' for returns)"
+            "look like returns (--set data.kind=returns for returns)"
         )
     growth = np.log1p(returns.abs()).cumsum() > MAX_LOG_GROWTH
     if growth.any().any():
