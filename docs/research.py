@@ -31,6 +31,8 @@ TABLE_MARKERS = ("<!-- research table -->", "<!-- /research table -->")
 OUTPUT_MARKERS = ("<!-- research output -->", "<!-- /research output -->")
 QUOTED = ("sp500", "mlp")  # the row whose printed table the README shows
 BENCHMARKS = ("buy_and_hold", "tsmom", "macd")
+DATA = ("sp500", "nasdaq", "daily-universe")
+MODELS = ("mlp", "mlp+momentum", "lstm", "transformer")
 
 
 def config_for(data: str, model: str) -> BacktestConfig:
@@ -83,8 +85,8 @@ def stored() -> list[dict[str, object]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="sp500,nasdaq,daily-universe")
-    parser.add_argument("--models", default="mlp,mlp+momentum,lstm,transformer")
+    parser.add_argument("--data", default=",".join(DATA))
+    parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--fresh", action="store_true", help="ignore rows already in the JSON")
     parser.add_argument("--readme", action="store_true",
                         help="also write the table and the quoted output into README.md")
@@ -97,6 +99,10 @@ def main() -> None:
             done.append(row(data, model))
             RESULTS.write_text(json.dumps(done, indent=1) + "\n")
             print(f"{data} {model}: {done[-1]['seconds']} s", flush=True)
+    order = [(data, model) for data in DATA for model in MODELS]
+    done.sort(key=lambda r: order.index((r["data"], r["model"]))
+              if (r["data"], r["model"]) in order else len(order))
+    RESULTS.write_text(json.dumps(done, indent=1) + "\n")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)")
     print(markdown(done))
     if args.readme:
