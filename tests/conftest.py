@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,10 @@ import torch
 from neuraltrader import AR1, generate_sequences
 
 matplotlib.use("Agg")
-torch.set_num_threads(1)  # one thread: CI's timings stay stable and results deterministic
+# one thread, here and in the commands tests start as subprocesses: CI's timings stay
+# stable, and results computed in two processes agree to the bit
+torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -281,10 +281,9 @@ def test_importing_the_command_line_does_not_load_torch():
 
 
 def test_a_closed_pipe_ends_quietly():
+    """The reader is gone before the command writes (as `| head` after its lines)."""
     command = [sys.executable, "-m", "neuraltrader", "config", "backtest"]
-    reader = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    reader.stdout.readline()
-    reader.stdout.close()  # as `| head -1` does
-    assert reader.wait(timeout=120) == 141
-    with reader.stderr:
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as reader:
+        reader.stdout.close()
+        assert reader.wait(timeout=120) == 141
         assert reader.stderr.read() == b""

@@ -383,7 +383,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
-        return args.handler(args)
+        status = args.handler(args)
+        sys.stdout.flush()  # here, not at exit: a reader that has gone is caught below
+        return status
     except NeuralTraderError as error:
         print(f"neuraltrader: error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
