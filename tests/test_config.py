@@ -40,7 +40,7 @@ def test_resolved_config_reads_back_unchanged(tmp_path):
     ("override", "message"),
     [
         ("data.nope=1", "unknown config key 'data.nope'; known keys: data.lag, data.datasets"),
-        ("nope.key=1", "unknown config key 'nope'"),
+        ("nope.key=1", "unknown config section 'nope'"),
         ("data.n_train=many", "config key 'data.n_train' must be an integer, got 'many'"),
         ("train.lr=true", "config key 'train.lr' must be a number, got True"),
         ("data=1", "config key 'data' is a section"),

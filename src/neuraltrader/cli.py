@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import sys
@@ -314,8 +315,10 @@ def _append_options(args: argparse.Namespace, options: dict[str, str]) -> None:
     """Turn the command's shortcut options that were given into ``--set`` overrides."""
     for option, key in options.items():
         value = getattr(args, option)
-        if value is not None:  # JSON text is valid TOML for strings and numbers
-            args.overrides.append(f"{key}={json.dumps(value)}")
+        if value is not None:  # JSON text is valid TOML for strings and finite numbers
+            text = repr(value) if isinstance(value, float) and not math.isfinite(value) else (
+                json.dumps(value))  # TOML's inf and nan, which the config refuses by name
+            args.overrides.append(f"{key}={text}")
 
 
 def _absolute_csv(args: argparse.Namespace) -> None:

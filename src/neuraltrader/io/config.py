@@ -251,7 +251,8 @@ def build(config_class: type[ConfigT], values: Mapping[str, Any], prefix: str = 
     unknown = sorted(set(values) - set(fields))
     if unknown:
         known = ", ".join(prefix + name for name in fields)
-        raise ConfigError(f"unknown config key {prefix + unknown[0]!r}; known keys: {known}")
+        what = "section" if isinstance(values[unknown[0]], Mapping) else "key"
+        raise ConfigError(f"unknown config {what} {prefix + unknown[0]!r}; known keys: {known}")
     kwargs = {}
     for name, value in values.items():
         key = prefix + name
