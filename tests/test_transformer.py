@@ -24,10 +24,13 @@ def test_shapes_and_position_ranges(batch, features, layers):
     for position, low in (("long", 0), ("long_short", -1)):
         with seeded(1):
             model = TransformerTrader(5, 8, layers, 2, 0.1, position, features=features)
-        for mode in (model.train(), model.eval()):
-            positions = mode(windows)
+        outputs = []
+        for training in (True, False):  # dropout on, then off
+            positions = model.train(training)(windows)
             assert positions.shape == (batch,)
             assert ((positions >= low) & (positions <= 1)).all()
+            outputs.append(positions)
+        assert not torch.equal(*outputs)  # dropout is active in train mode only
 
 
 def test_defaults_and_arguments():

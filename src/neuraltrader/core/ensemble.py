@@ -37,7 +37,7 @@ from torch.func import functional_call, stack_module_state, vmap
 from .._checks import check_int
 from .._random import derive_seed, seeded
 from ..errors import ConfigError
-from .policies import DropoutTrader, NeuralTrader, PositionHead, WindowPolicy
+from .policies import DropoutTrader, NeuralTrader, PositionHead, WindowPolicy, keep_mask_
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -177,8 +177,7 @@ class TraderEnsemble(Ensemble):
                               device=self.weight0.device)
         for replica, generator in zip(uniform, self.mask_generators, strict=True):
             torch.rand(replica.shape, generator=generator, out=replica)
-        keep = 1.0 - self.dropout  # in place, the arithmetic of dropout_mask
-        return uniform.lt_(keep).div_(keep).transpose(1, 2)
+        return keep_mask_(uniform, self.dropout).transpose(1, 2)
 
     def replica_state(self, index: int) -> dict[str, torch.Tensor]:
         return {

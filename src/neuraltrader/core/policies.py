@@ -123,9 +123,13 @@ def dropout_mask(
     ``generator`` (torch's global one by default): on the CPU ``torch.rand`` is about
     3.5 times faster than the ``bernoulli_`` that ``nn.Dropout`` calls, and dropout
     masks were half of a dropout ensemble's step."""
+    return keep_mask_(torch.rand(shape, generator=generator, device=device), rate)
+
+
+def keep_mask_(uniform: torch.Tensor, rate: float) -> torch.Tensor:
+    """Turn uniform draws into :func:`dropout_mask`'s scaled keep-mask, in place."""
     keep = 1.0 - rate
-    uniform = torch.rand(shape, generator=generator, device=device)
-    return (uniform < keep).to(uniform.dtype).div_(keep)
+    return uniform.lt_(keep).div_(keep)
 
 
 class DropoutTrader(NeuralTrader):
@@ -376,7 +380,7 @@ class TransformerTrader(WindowPolicy):
 
 
 __all__ = [
-    "SATURATION_TOLERANCE", "dropout_mask", "saturated", "sinusoidal_encoding",
+    "SATURATION_TOLERANCE", "dropout_mask", "keep_mask_", "saturated", "sinusoidal_encoding",
     "DropoutTrader", "EncoderBlock", "LSTMTrader", "LinearTrader", "NeuralTrader",
     "PositionHead", "SelfAttention", "TransformerTrader", "WindowPolicy",
 ]

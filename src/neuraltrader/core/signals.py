@@ -261,8 +261,8 @@ def normalised_returns(
     sigma = _ex_ante_sigma(values, span)
     columns = []
     for horizon in horizons:
-        if horizon == 1:  # bit for bit the scaled input z
-            columns.append(returns / ex_ante_volatility(returns, span))
+        if horizon == 1:  # bit for bit the scaled input z: r / sigma in the input's dtype
+            columns.append(returns / _like(sigma, returns))
         else:
             with np.errstate(divide="ignore", invalid="ignore"):
                 scaled = _compounded(values, horizon) / (sigma * math.sqrt(horizon))

@@ -361,6 +361,40 @@ def applicable_baselines(
     return [name for name in names if name not in skipped], skipped
 
 
+class _Book:
+    """How positions on the out-of-sample dates of ``returns`` become daily returns:
+    ``scale`` ``(A, T)`` (the volatility-target leverage, 0 where an asset is not yet
+    live), ``live`` (``None`` when every asset trades every day) and the ``traded``
+    returns (NaN before an asset starts read as 0)."""
+
+    def __init__(self, data: MarketData, returns: pd.DataFrame, config: BacktestConfig,
+                 live: np.ndarray | None) -> None:
+        tested = data.returns.index.get_indexer(returns.index)
+        self.scale = leverage(data.panel(), config.backtest.target, data.periods_per_year,
+                              config.data.vol_span)[:, tested]
+        self.live = live if live is not None and not live.all() else None
+        if self.live is not None:
+            self.scale = self.scale * self.live
+        asset_returns = returns.to_numpy(np.float64).T
+        self.traded = np.nan_to_num(asset_returns) if self.live is not None else asset_returns
+        self.cost_bps = config.backtest.cost_bps
+
+    def returns(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`strategy_returns` of ``positions`` ``(..., A, T)``: net return, cost."""
+        return strategy_returns(positions, self.traded, self.cost_bps, self.live)
+
+
+def strategy_sharpe(
+    data: MarketData, returns: pd.DataFrame, seed_positions: np.ndarray,
+    config: BacktestConfig, live: np.ndarray | None = None,
+) -> float:
+    """The Sharpe ratio of :func:`evaluate_positions`'s strategy, alone (no baselines,
+    no SPA test): what the placebo test compares."""
+    book = _Book(data, returns, config, live)
+    strategy, _ = book.returns(seed_positions.mean(0) * book.scale)
+    return performance(strategy, data.periods_per_year)["sharpe"]
+
+
 def evaluate_positions(
     data: MarketData, returns: pd.DataFrame, seed_positions: np.ndarray,
     config: BacktestConfig, live: np.ndarray | None = None,
@@ -390,24 +424,17 @@ def evaluate_positions(
     """
     tested = data.returns.index.get_indexer(returns.index)
     panel = data.panel()
-    scale = leverage(panel, config.backtest.target, data.periods_per_year,
-                     config.data.vol_span)[:, tested]  # (A, T)
+    book = _Book(data, returns, config, live)
+    scale = book.scale
     names, skipped = applicable_baselines(config.backtest.baseline_names, data.periods_per_year)
-    if live is not None and not live.all():
-        scale = scale * live
-    else:
-        live = None
     rules = {name: positions[:, tested] * scale for name, positions in
              rule_positions(panel, names, data.periods_per_year).items()}
     asset_returns = returns.to_numpy(np.float64).T  # (A, T); NaN before an asset starts
-    traded = np.nan_to_num(asset_returns) if live is not None else asset_returns
     signal = seed_positions.mean(0)
     held = signal * scale
-    cost_bps = config.backtest.cost_bps
-    strategy, costs = strategy_returns(held, traded, cost_bps, live)
-    per_seed, _ = strategy_returns(seed_positions * scale, traded, cost_bps, live)
-    benchmarks = {name: strategy_returns(positions, traded, cost_bps, live)[0]
-                  for name, positions in rules.items()}
+    strategy, costs = book.returns(held)
+    per_seed, _ = book.returns(seed_positions * scale)
+    benchmarks = {name: book.returns(positions)[0] for name, positions in rules.items()}
     candidates = np.vstack([strategy, per_seed]) if len(per_seed) > 1 else strategy[None]
     spa = spa_against_benchmarks(candidates, benchmarks, seed=config.seed)
 
@@ -602,9 +629,8 @@ def placebo_test(
         placebo = random_sign_copy(data, derive_seed(config.seed, PLACEBO_STREAM, copy))
         trained = walk_forward(config, placebo, progress=False, units=units,
                                unit_prefix=f"placebo-{copy}-")
-        metrics, _ = evaluate_positions(placebo, trained.returns, trained.positions, config,
-                                        trained.live)
-        sharpes.append(metrics["strategy"]["sharpe"])
+        sharpes.append(strategy_sharpe(placebo, trained.returns, trained.positions, config,
+                                       trained.live))
     values = np.asarray(sharpes)
     return {"copies": len(sharpes), "method": "random signs", "sharpes": sharpes,
             "mean": float(values.mean()), "sd": float(values.std(ddof=1)) if len(values) > 1

@@ -10,6 +10,7 @@ the seeds' average position, and the same ex-ante volatility scaling.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +21,11 @@ import torch
 
 from ..core.ensemble import Ensemble
 from ..core.signals import ex_ante_volatility, volatility_scale
-from ..data.market import MarketData, load, load_csv
+from ..data.market import MarketData
 from ..errors import ConfigError, DataError
 from ..io.checkpoint import load_policy
 from ..io.config import load_config
-from .backtest import BacktestConfig, input_windows
+from .backtest import BacktestConfig, input_windows, load_market_data
 
 WEIGHTS = "weights"
 
@@ -97,12 +98,9 @@ def latest_data(
     options = trained.config.data
     if name is not None and csv is not None:
         raise ConfigError("--data and --csv both choose the prices: give one")
-    if csv is not None or (name is None and options.csv is not None):
-        data = load_csv(csv or options.csv, kind=options.kind, fill=options.fill,
-                        min_rows=options.lag + 2, date_format=options.date_format,
-                        sort_dates=options.sort_dates)
-    else:
-        data = load(name or options.bundled)
+    if name is not None or csv is not None:  # the backtest's CSV options, another source
+        options = dataclasses.replace(options, name=name, csv=csv)
+    data = load_market_data(options)
     if data.assets != trained.assets:
         raise DataError(f"{data.name} has assets {data.assets}; the backtest was trained on "
                         f"{trained.assets} (same names, same order)")

@@ -221,10 +221,7 @@ def _compare_backtests(runs: list[Run]) -> Comparison:
 def _backtest_returns(run: Run) -> pd.Series:
     """The strategy's daily return by date, from ``backtest.csv``."""
     path = run.path / "backtest.csv"
-    if not path.is_file():
-        raise DataError(f"{str(path)!r}: a finished backtest has backtest.csv; it is missing")
-    table = _read_table(path)
-    _require_columns(table, path, ["date"], ["strategy_return", "buy_and_hold_return"])
+    table = _run_table(path, "backtest", ["date"], ["strategy_return", "buy_and_hold_return"])
     dates = pd.to_datetime(table["date"], errors="coerce")
     if dates.isna().any():
         raise DataError(f"{str(path)!r}: backtest.csv column 'date' must hold dates")
@@ -251,13 +248,18 @@ def _compare_studies(runs: list[Run]) -> Comparison:
 
 
 def _study_history(run: Run) -> pd.DataFrame:
-    path = run.path / "history.csv"
+    return _run_table(run.path / "history.csv", "study", ["dataset", "model"],
+                      ["epoch", "train_return", "valid_return"])
+
+
+def _run_table(path: Path, kind: str, labels: list[str], numbers: list[str]) -> pd.DataFrame:
+    """A finished ``kind`` run's CSV at ``path``, checked to hold the ``labels`` and
+    numeric ``numbers`` columns the comparison reads."""
     if not path.is_file():
-        raise DataError(f"{str(path)!r}: a finished study has history.csv; it is missing")
-    history = _read_table(path)
-    _require_columns(history, path, ["dataset", "model"],
-                     ["epoch", "train_return", "valid_return"])
-    return history
+        raise DataError(f"{str(path)!r}: a finished {kind} has {path.name}; it is missing")
+    table = _read_table(path)
+    _require_columns(table, path, labels, numbers)
+    return table
 
 
 def _compare_sweeps(runs: list[Run]) -> Comparison:
