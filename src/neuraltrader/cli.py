@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .errors import ConfigError, NeuralTraderError
+from .errors import ConfigError, NeuralTraderError, UnitsFailedError
 
+EXIT_FAILED = 1  # units of the work failed for good; the rest is kept
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 128 + signal.SIGINT  # 130, the shell's convention
 EXIT_TERMINATED = 128 + signal.SIGTERM  # 143
@@ -38,6 +39,18 @@ def _add_run_options(parser: argparse.ArgumentParser, example: str) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument("--no-report", action="store_true",
                         help="do not write report.html into the run directory")
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=("local", "ray"),
+                        help="where units run (engine.kind): local (default, this process) "
+                        "or ray (tasks on a Ray cluster; pip install \"neuraltrader[ray]\")")
+    parser.add_argument("--address", metavar="HOST:PORT",
+                        help="the Ray cluster to join (engine.address): host:port, "
+                        "ray://host:port or auto; default: start a local one")
+
+
+ENGINE_OPTIONS = {"engine": "engine.kind", "address": "engine.address"}
 
 
 def _add_data_options(source: argparse._MutuallyExclusiveGroup) -> None:
@@ -115,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="values of one config key to sweep (repeatable), e.g. --grid model.hidden=2,5,20",
     )
     sweep.add_argument("--seeds", type=int, metavar="S", help="replicas per cell (train.seeds)")
+    _add_engine_options(sweep)
     _add_run_options(sweep, "train.epochs=50")
     sweep.set_defaults(handler=_run_sweep)
 
@@ -148,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--placebo", type=int, metavar="K",
                           help="rerun the walk-forward on K random-sign copies of the data "
                           "for a permutation p-value (0: none)")
+    _add_engine_options(backtest)
     _add_run_options(backtest, "backtest.cost_bps=5")
     backtest.set_defaults(handler=_run_backtest)
 
@@ -173,6 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         "uninterrupted one would.",
     )
     resume.add_argument("run_dir", metavar="RUN_DIR", help="the interrupted run's --out")
+    _add_engine_options(resume)
     resume.add_argument("--no-progress", action="store_true", help="hide progress bars")
     resume.add_argument("--no-report", action="store_true",
                         help="do not write report.html into the run directory")
@@ -255,7 +271,9 @@ def _finish(args: argparse.Namespace, out: Path) -> None:
 def _run_resume(args: argparse.Namespace) -> int:
     from .pipelines.resume import resume
 
-    print(resume(args.run_dir, progress=not args.no_progress))
+    engine = {key.removeprefix("engine."): getattr(args, option)
+              for option, key in ENGINE_OPTIONS.items() if getattr(args, option) is not None}
+    print(resume(args.run_dir, progress=not args.no_progress, engine=engine))
     _finish(args, Path(args.run_dir))
     return 0
 
@@ -302,7 +320,8 @@ def _run_sweep(args: argparse.Namespace) -> int:
     if args.pipeline != "backtest" and (args.data or args.csv):
         raise ConfigError("--data and --csv choose real prices: use `sweep backtest`")
     _absolute_csv(args)
-    _append_options(args, {"data": "data.name", "csv": "data.csv", "seeds": "train.seeds"})
+    _append_options(args, {"data": "data.name", "csv": "data.csv", "seeds": "train.seeds",
+                           **ENGINE_OPTIONS})
 
     def runner(config: object, out: object, progress: bool) -> str:
         result = sweep(config, grid, out, progress=progress, pipeline=args.pipeline)  # type: ignore[arg-type]
@@ -333,7 +352,7 @@ BACKTEST_OPTIONS = {
     "objective": "train.objective", "position": "model.position",
     "cost_bps": "backtest.cost_bps", "seeds": "train.seeds", "epochs": "train.epochs",
     "features": "data.features", "vol_target": "backtest.vol_target",
-    "baselines": "backtest.baselines", "placebo": "backtest.placebo",
+    "baselines": "backtest.baselines", "placebo": "backtest.placebo", **ENGINE_OPTIONS,
 }
 
 
@@ -378,7 +397,8 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``neuraltrader`` console script; returns the exit status.
 
-    Bad input: one line on stderr, exit 2. SIGINT (Ctrl-C) and SIGTERM: one line, exit
+    Bad input: one line on stderr, exit 2. Units of a sweep or backtest that failed for
+    good: one line naming them, exit 1. SIGINT (Ctrl-C) and SIGTERM: one line, exit
     130 or 143; a run directory being written is removed (it is staged, see
     :mod:`neuraltrader.io.rundir`), so nothing half-written is left.
     """
@@ -391,7 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     except NeuralTraderError as error:
         print(f"neuraltrader: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return EXIT_FAILED if isinstance(error, UnitsFailedError) else EXIT_BAD_INPUT
     except BrokenPipeError:  # the reader (`| head`) has gone: say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE

@@ -24,4 +24,17 @@ class TrainingError(NeuralTraderError):
     """Training diverged (non-finite loss) or was asked to do something impossible."""
 
 
-__all__ = ["ConfigError", "DataError", "NeuralTraderError", "TrainingError"]
+class UnitsFailedError(NeuralTraderError):
+    """Units of a run's work failed for good (their worker died more often than
+    ``engine.max_retries``, or they raised): ``failed`` maps each unit's name to why.
+    The units that finished are kept, so the run can be resumed."""
+
+    def __init__(self, failed: dict[str, str], total: int) -> None:
+        self.failed, self.total = dict(failed), total
+        first, reason = next(iter(self.failed.items()))
+        more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+        super().__init__(f"{len(failed)} of {total} units failed: {first} ({reason}){more}")
+
+
+__all__ = ["ConfigError", "DataError", "NeuralTraderError", "TrainingError",
+           "UnitsFailedError"]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, UnitsFailedError
 from .config import to_dict, to_toml
 
 if TYPE_CHECKING:
@@ -318,13 +318,16 @@ def run_request(kind: str, config: Any, **extra: Any) -> dict[str, Any]:
     """What a run computes, recorded in its staging directory so that only a run of the
     same request takes its finished units over: the ``kind``, the config, any ``extra``
     (a sweep's grid), the package version, the resolved device, and the SHA-256 of a
-    CSV file the config reads (a path alone would not see the file change)."""
+    CSV file the config reads (a path alone would not see the file change). The
+    ``[engine]`` section is left out: a run resumes on either engine."""
     from .. import __version__
     from ..core.device import resolve_device
 
+    values = to_dict(config)
+    values.pop("engine", None)  # where units run does not change them
     request = {"kind": kind, "version": __version__,
                "device": str(resolve_device(config.train.device)),
-               "config": to_dict(config)} | extra
+               "config": values} | extra
     csv = getattr(config.data, "csv", None)
     if csv is not None:
         try:
@@ -421,8 +424,12 @@ def staged_run_dir(out: str | Path, request: dict[str, Any] | None = None) -> It
         except BaseException as error:
             # finished units survive any failure (an interrupt, a full disk, a device out
             # of memory): the same command, or `resume`, takes them over
-            if not _holds_units(staging):
+            failed = isinstance(error, UnitsFailedError)  # its metrics.json names them
+            if not (failed or _holds_units(staging)):
                 shutil.rmtree(staging, ignore_errors=True)
+            elif failed:
+                error.args = (f"{error}; the rest kept in {staging.name}, its metrics.json "
+                              f"names the failed units; resume with `neuraltrader resume {out}`",)
             elif not isinstance(error, Exception):
                 error.args = (f"finished work kept; resume with `neuraltrader resume {out}`",)
             raise
@@ -451,6 +458,22 @@ def _holds_units(staging: Path) -> bool:
     from .units import UNITS
 
     return any((staging / UNITS).glob("[!.]*"))
+
+
+@contextlib.contextmanager
+def write_failure(staging: Path, request: dict[str, Any]) -> Iterator[None]:
+    """Within the block, units that fail for good (``UnitsFailedError``) leave a
+    ``metrics.json`` in ``staging`` that names them (``failed_units``, with why), beside
+    the run's kind and config, so that the incomplete run says what it lacks."""
+    try:
+        yield
+    except UnitsFailedError as error:
+        write_json(staging / "metrics.json", {
+            "version": request["version"], "kind": request["kind"], "complete": False,
+            "failed_units": [{"unit": name, "error": why} for name, why in error.failed.items()],
+            "units": error.total, "config": request["config"],
+        })
+        raise
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -522,7 +545,7 @@ def write_record(record: RunRecord, directory: Path) -> None:
 
 
 __all__ = [
-    "REQUEST", "interrupted_request", "run_request",
+    "REQUEST", "interrupted_request", "run_request", "write_failure",
     "RUN_KINDS", "RunRecord", "check_run_dir", "default_run_dir", "pid_alive",
     "release_run_dir", "remove_stale_staging", "staged_run_dir", "write_json", "write_record",
 ]

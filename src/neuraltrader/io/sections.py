@@ -11,6 +11,7 @@ run that starts can save its weights.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
@@ -18,10 +19,12 @@ from .._checks import PositionKind
 from ..core.device import resolve_device
 from ..core.objectives import OBJECTIVES
 from ..core.train import OPTIMIZERS
+from ..errors import ConfigError
 from .checkpoint import MAX_DIMENSION, MAX_SEEDS
 from .config import setting
 
 MAX_THREADS = 1024
+MAX_GPUS_PER_TASK = 64
 
 
 @dataclass
@@ -88,4 +91,24 @@ class TrainSection(OptimizerSection):
                                            "states, so a killed run resumes mid-training")
 
 
-__all__ = ["ModelSection", "OptimizerSection", "TrainSection", "WindowDataSection"]
+@dataclass
+class EngineSection:
+    """``[engine]``: where a sweep's cells or a backtest's blocks run (see
+    :mod:`neuraltrader.engines`). Not part of what a run computes: a run resumes on
+    either engine with the same results."""
+
+    kind: Literal["local", "ray"] = setting(
+        "local", help="local: in this process; ray: tasks on a Ray cluster (--engine)")
+    address: str | None = setting(None, help="the Ray cluster to join, host:port, ray://host:"
+                                  "port or auto (--address); unset: start a local one")
+    max_retries: int = setting(3, ge=0, le=1000,
+                               help="times a unit whose worker died is run again")
+    gpus_per_task: float = setting(1.0, gt=0, le=MAX_GPUS_PER_TASK,
+                                   help="GPUs a unit asks for when train.device is cuda")
+
+    def check(self) -> None:
+        if self.address is not None and self.kind != "ray":
+            raise ConfigError(f"engine.address={self.address!r} needs engine.kind='ray'")
+
+
+__all__ = ["EngineSection", "ModelSection", "OptimizerSection", "TrainSection", "WindowDataSection"]

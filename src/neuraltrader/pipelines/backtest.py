@@ -42,12 +42,13 @@ from ..core.train import OPTIMIZERS
 from ..core.windows import FEATURE_SETS, feature_windows
 from ..data.market import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
 from ..data.placebo import random_sign_copy
+from ..engines import Engine, LocalEngine, UnitTask, make_engine, run_units
 from ..errors import ConfigError, DataError
 from ..evaluation.metrics import performance
 from ..io.checkpoint import MAX_DIMENSION, MAX_SEEDS
 from ..io.config import Config, setting, to_dict
-from ..io.rundir import RunRecord, run_request, staged_run_dir, write_record
-from ..io.sections import ModelSection, TrainSection, WindowDataSection
+from ..io.rundir import RunRecord, run_request, staged_run_dir, write_failure, write_record
+from ..io.sections import EngineSection, ModelSection, TrainSection, WindowDataSection
 from ..io.units import TrainingStateFile, Unit, UnitStore
 from .cell import fit_replicas
 from .trading import (
@@ -194,6 +195,7 @@ class BacktestConfig(Config):
     model: PolicyConfig = setting(factory=PolicyConfig)
     train: FitConfig = setting(factory=FitConfig)
     backtest: WalkForwardConfig = setting(factory=WalkForwardConfig)
+    engine: EngineSection = setting(factory=EngineSection)
 
 
 @dataclass
@@ -315,14 +317,16 @@ def _rows(
     return block_windows[trading], targets[trading]
 
 
-def _train_block(
+def train_block(
     block: Block, windows: torch.Tensor, returns: torch.Tensor, live: torch.Tensor,
     config: BacktestConfig, state: TrainingStateFile | None = None,
-) -> tuple[Ensemble, torch.Tensor, pd.DataFrame]:
-    """Train ``train.seeds`` policies on ``block``'s live (asset, date) pairs as one
-    ensemble (replica s starts from seed ``config.seed + s``); return it (eval mode),
-    its test positions ``(S, A, n)`` (0 where an asset is not yet live) and its
-    history. ``returns`` are the returns the policies trade (at the volatility target)."""
+) -> list[BlockOutcome]:
+    """One backtest task: train ``train.seeds`` policies on ``block``'s live (asset,
+    date) pairs as one ensemble (replica s starts from seed ``config.seed + s``) on
+    ``train.device``. ``returns`` are the returns the policies trade (at the
+    volatility target). The one outcome is on the CPU, wherever it was trained."""
+    device = resolve_device(config.train.device)
+    windows, returns, live = windows.to(device), returns.to(device), live.to(device)
     training = block.train | block.valid
     if config.train.turnover_penalty > 0 and not bool(live[:, training].all()):
         raise DataError(
@@ -346,7 +350,28 @@ def _train_block(
     with torch.no_grad():
         held = ensemble.eval()(test_windows.reshape(-1, windows.shape[-1]))  # (S, A * n)
     test_live = live[:, torch.from_numpy(np.flatnonzero(block.test)).to(live.device)]
-    return ensemble, held.unflatten(-1, (len(returns), -1)) * test_live, history
+    positions = held.unflatten(-1, (len(returns), -1)) * test_live
+    return [BlockOutcome(ensemble.cpu(), positions.cpu(), history)]
+
+
+@dataclass
+class BlockOutcome:
+    """One trained walk-forward block: its ensemble (eval mode), its test positions
+    ``(S, A, n)`` (0 where an asset is not yet live) and its training history."""
+
+    policy: Ensemble
+    positions: torch.Tensor
+    history: pd.DataFrame
+
+    def to_unit(self) -> Unit:
+        return Unit(tensors={"positions": self.positions}, frames={"history": self.history},
+                    models={"policy": self.policy})
+
+    @classmethod
+    def from_unit(cls, unit: Unit) -> BlockOutcome:
+        return cls(unit.models["policy"], unit.tensors["positions"], unit.frames["history"])
+
+
 
 
 def applicable_baselines(
@@ -512,12 +537,12 @@ def tradable_start(data: MarketData, valid: torch.Tensor, config: BacktestConfig
 
 def walk_forward(
     config: BacktestConfig, data: MarketData, *, progress: bool = True,
-    units: UnitStore | None = None, unit_prefix: str = "",
+    units: UnitStore | None = None, unit_prefix: str = "", engine: Engine | None = None,
 ) -> WalkForward:
-    """Train and trade every walk-forward block of ``data`` (see the module doc). With
-    ``units``, each finished block is kept there as ``<unit_prefix>block-N`` and read
-    back on a resumed run (blocks retrain from scratch, so each is independent of the
-    others)."""
+    """Train and trade every walk-forward block of ``data`` (see the module doc), each
+    block a task of ``engine`` (default: this process; blocks retrain from scratch, so
+    each is independent of the others). With ``units``, each finished block is kept
+    there as ``<unit_prefix>block-N`` as it arrives and read back on a resumed run."""
     config.validate()
     check_backtest_memory(config, data)
     if config.data.features != "returns" and data.periods_per_year != DAILY:
@@ -527,7 +552,6 @@ def walk_forward(
         )
     panel = data.panel()
     windows, valid = input_windows(panel, config.data)
-    device = resolve_device(config.train.device)
     start = tradable_start(data, valid, config)
     dates = data.returns.index[start:]
     # the policies learn on the returns they will trade: at the volatility target
@@ -536,33 +560,31 @@ def walk_forward(
                                                 config.data.vol_span)).to(panel.dtype)
     # a late asset's days before it joins are never trained on or traded: zeros, not NaN
     live = valid[:, start:]
-    windows = torch.where(live[..., None], windows[:, start:], 0.0).to(device)
-    targets = torch.where(live, targets[:, start:], 0.0).to(device)
-    live = live.to(device)
+    windows = torch.where(live[..., None], windows[:, start:], 0.0)
+    targets = torch.where(live, targets[:, start:], 0.0)
     blocks = walk_forward_blocks(dates, config.backtest)
 
+    engine = engine if engine is not None else LocalEngine()
+    shared = [engine.share(value) for value in (windows, targets, live)]  # once, for all
+    names = [f"{unit_prefix}block-{number}" for number in range(len(blocks))]
+    states = [units.training_state(name, config.train.checkpoint_every)
+              if units is not None and engine.shares_files else None for name in names]
     started = time.perf_counter()
+    outcomes = run_units(
+        engine, [UnitTask((name,), train_block, (block, *shared, config, state))
+                 for name, block, state in zip(names, blocks, states, strict=True)],
+        store=units, encode=BlockOutcome.to_unit, decode=BlockOutcome.from_unit,
+        progress=progress, desc=f"walk-forward {data.name}",
+    )
+    for state in states:
+        if state is not None:
+            state.finish()
     held, policies, histories, block_rows = [], [], [], []
-    for number, block in enumerate(tqdm(blocks, desc=f"walk-forward {data.name}",
-                                        disable=not progress, leave=False)):
-        name = f"{unit_prefix}block-{number}"
-        if units is not None and name in units:
-            unit = units.load(name, device)
-            ensemble, history = unit.models["policy"], unit.frames["history"]
-            positions = unit.tensors["positions"].to(device)
-        else:
-            state = (units.training_state(name, config.train.checkpoint_every)
-                     if units is not None else None)
-            ensemble, positions, history = _train_block(block, windows, targets, live, config,
-                                                        state)
-            if units is not None:
-                units.save(name, Unit(tensors={"positions": positions},
-                                      frames={"history": history},
-                                      models={"policy": ensemble}))
-            if state is not None:
-                state.finish()
-        held.append(positions)
-        policies.append(ensemble)
+    for number, (block, name) in enumerate(zip(blocks, names, strict=True)):
+        outcome = outcomes[name]
+        held.append(outcome.positions)
+        policies.append(outcome.policy)
+        history = outcome.history
         test_dates = dates[block.test]
         histories.append(history.assign(block=number))
         best = history.loc[history.groupby("seed")["valid_return"].idxmax()]
@@ -582,9 +604,9 @@ def walk_forward(
     history = pd.concat(histories, ignore_index=True)
     leading = ["block", "seed", "epoch"]
     return WalkForward(
-        positions=torch.cat(held, dim=-1).double().cpu().numpy(),  # (S, A, T_test)
+        positions=torch.cat(held, dim=-1).double().numpy(),  # (S, A, T_test)
         returns=data.returns.iloc[start:].iloc[tested],
-        live=live.cpu().numpy()[:, tested],
+        live=live.numpy()[:, tested],
         history=history[leading + [c for c in history.columns if c not in leading]],
         blocks=pd.DataFrame(block_rows),
         policies=policies,
@@ -612,7 +634,7 @@ def check_backtest_memory(config: BacktestConfig, data: MarketData) -> None:
 
 def placebo_test(
     config: BacktestConfig, data: MarketData, sharpe: float, *, progress: bool = True,
-    units: UnitStore | None = None,
+    units: UnitStore | None = None, engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Rerun the whole walk-forward on ``backtest.placebo`` random-sign copies of
     ``data`` (:func:`~neuraltrader.data.placebo.random_sign_copy`, copy k seeded from
@@ -628,7 +650,7 @@ def placebo_test(
                      leave=False):
         placebo = random_sign_copy(data, derive_seed(config.seed, PLACEBO_STREAM, copy))
         trained = walk_forward(config, placebo, progress=False, units=units,
-                               unit_prefix=f"placebo-{copy}-")
+                               unit_prefix=f"placebo-{copy}-", engine=engine)
         sharpes.append(strategy_sharpe(placebo, trained.returns, trained.positions, config,
                                        trained.live))
     values = np.asarray(sharpes)
@@ -640,22 +662,24 @@ def placebo_test(
 def run_backtest(
     config: BacktestConfig, data: MarketData | None = None, *, progress: bool = True,
     trained: WalkForward | None = None, units: UnitStore | None = None,
+    engine: Engine | None = None,
 ) -> BacktestResult:
-    """Walk forward over ``data`` (default: the configured data set) and evaluate the
-    strategy with costs, then the placebo test if ``backtest.placebo`` asks; no files.
+    """Walk forward over ``data`` (default: the configured data set), its blocks tasks
+    of ``engine`` (default: this process), and evaluate the strategy with costs, then
+    the placebo test if ``backtest.placebo`` asks; no files.
     ``trained`` reuses a walk-forward of a config that differs from ``config`` only in
     what :func:`training_key` leaves out."""
     config.validate()
     data = data if data is not None else load_market_data(config.data)
     if trained is None:
-        trained = walk_forward(config, data, progress=progress, units=units)
+        trained = walk_forward(config, data, progress=progress, units=units, engine=engine)
     metrics, daily = evaluate_positions(data, trained.returns, trained.positions, config,
                                         trained.live)
     metrics |= {"blocks": int(trained.blocks["block"].nunique()),
                 "train_seconds": trained.seconds}
     if config.backtest.placebo:
         metrics["placebo"] = placebo_test(config, data, metrics["strategy"]["sharpe"],
-                                          progress=progress, units=units)
+                                          progress=progress, units=units, engine=engine)
     return BacktestResult(config, data, metrics, daily, trained.history, trained.blocks,
                           trained.policies)
 
@@ -729,12 +753,17 @@ def backtest(
     config: BacktestConfig, out: str | Path, *, progress: bool = True
 ) -> BacktestResult:
     """Load the data (a bad file fails here, before any directory exists), run the
-    backtest and write its run directory at ``out``."""
+    backtest on the engine ``config.engine`` names and write its run directory at
+    ``out`` (failed blocks leave it incomplete, their names in its ``metrics.json``,
+    the finished blocks kept for ``neuraltrader resume``)."""
     config.validate()
     data = load_market_data(config.data)
-    with staged_run_dir(out, run_request("backtest", config)) as staging:
+    request = run_request("backtest", config)
+    with make_engine(config.engine, config.train) as engine, \
+            staged_run_dir(out, request) as staging:
         units = UnitStore.of(staging)
-        result = run_backtest(config, data, progress=progress, units=units)
+        with write_failure(staging, request):
+            result = run_backtest(config, data, progress=progress, units=units, engine=engine)
         write_backtest(result, staging)
         units.discard()
     return result

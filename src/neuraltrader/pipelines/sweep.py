@@ -12,9 +12,7 @@ all (CSCV), and the studentized SPA test of all against buy-and-hold.
 
 from __future__ import annotations
 
-import functools
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,18 +20,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from ..core.registry import policy_names
+from ..data.market import MarketData
+from ..engines import Engine, LocalEngine, UnitTask, make_engine, run_units
 from ..errors import ConfigError
 from ..evaluation.verdicts import judge
 from ..io.config import parse_override, setting, to_dict, with_overrides
-from ..io.rundir import RunRecord, run_request, staged_run_dir, write_record
+from ..io.rundir import RunRecord, run_request, staged_run_dir, write_failure, write_record
+from ..io.sections import EngineSection
 from ..io.tables import format_table, labels_first
-from ..io.units import Unit, UnitStore
+from ..io.units import TrainingStateFile, Unit, UnitStore
 from .backtest import (
     BacktestConfig,
-    WalkForward,
     load_market_data,
     run_backtest,
     training_key,
@@ -67,6 +66,7 @@ class SweepConfig(StudyConfig):
 
     data: SweepDataConfig = setting(factory=SweepDataConfig)
     model: SweepModelConfig = setting(factory=SweepModelConfig)
+    engine: EngineSection = setting(factory=EngineSection)
 
 
 @dataclass
@@ -117,10 +117,6 @@ def grid_cells(base: Any, grid: dict[str, list[str]]) -> list[tuple[dict, Any]]:
     return cells
 
 
-# a sweep cell's work: given where finished work is kept and the cell's name there
-Job = Callable[["UnitStore | None", str], "CellOutcome"]
-
-
 @dataclass
 class CellOutcome:
     """What one sweep cell contributes: its ``strategy`` labels, its ``summary`` row,
@@ -148,44 +144,30 @@ class CellOutcome:
                    unit.tensors["benchmark"].numpy())
 
 
-def _study_jobs(cells: list[tuple[dict, Any]]) -> list[Job]:
-    """One job per (cell, data set, policy) of a simulated sweep. The policies of one
-    cell and data set run one after another on data simulated once."""
-    simulated: dict[tuple[int, str], Any] = {}  # the last (cell, data set) only
-
-    def job(labels: dict, config: Any, dataset: str, model: str,
-            units: UnitStore | None, name: str) -> CellOutcome:
-        state = (units.training_state(name, config.train.checkpoint_every)
-                 if units is not None else None)
-        key = (id(config), dataset)
-        if key not in simulated:
-            simulated.clear()
-            simulated[key] = simulate_dataset(dataset, config)
-        cell = run_cell(dataset, simulated[key], model, config, progress=False, state=state)
-        return CellOutcome(labels | {"dataset": dataset, "model": model}, cell.summary,
-                           cell.figures, cell.history, cell.gains.numpy(),
-                           cell.benchmark.numpy())
-
-    return [functools.partial(job, labels, config, dataset, model)
-            for labels, config in cells
-            for dataset in config.data.datasets for model in config.model.models]
+def study_cells(
+    labels: dict, config: Any, dataset: str, models: list[str],
+    states: list[TrainingStateFile | None],
+) -> list[CellOutcome]:
+    """One sweep task: the cells of every policy in ``models`` on data set ``dataset``,
+    simulated once (each cell one ensemble, its training state kept in ``states``)."""
+    data = simulate_dataset(dataset, config)
+    outcomes = []
+    for model, state in zip(models, states, strict=True):
+        cell = run_cell(dataset, data, model, config, progress=False, state=state)
+        outcomes.append(CellOutcome(labels | {"dataset": dataset, "model": model},
+                                    cell.summary, cell.figures, cell.history,
+                                    cell.gains.cpu().numpy(), cell.benchmark.cpu().numpy()))
+    return outcomes
 
 
-def _backtest_jobs(cells: list[tuple[dict, Any]]) -> list[Job]:
-    """One job per grid point of a sweep of backtests: its out-of-sample daily returns
-    against buy-and-hold's. Each data set is loaded once, and cells that differ only in
-    costs share one trained walk-forward (kept per cell, not per block: a killed sweep
-    of backtests retrains an unfinished cell from its start)."""
-    loaded: dict[str, Any] = {}
-    trained: dict[str, WalkForward] = {}
-
-    def job(labels: dict, config: Any, units: UnitStore | None, name: str) -> CellOutcome:
-        data_key, train_key = repr(to_dict(config.data)), training_key(config)
-        if data_key not in loaded:
-            loaded[data_key] = load_market_data(config.data)
-        if train_key not in trained:
-            trained[train_key] = walk_forward(config, loaded[data_key], progress=False)
-        result = run_backtest(config, loaded[data_key], trained=trained[train_key])
+def backtest_cells(cells: list[tuple[dict, Any]], data: MarketData) -> list[CellOutcome]:
+    """One sweep task: grid points whose configs differ only in what a backtest's
+    evaluation reads (costs, baselines), so they share one trained walk-forward; each
+    cell's out-of-sample daily returns against buy-and-hold's."""
+    trained = walk_forward(cells[0][1], data, progress=False)
+    outcomes = []
+    for labels, config in cells:
+        result = run_backtest(config, data, trained=trained)
         metrics = result.metrics
         summary = ({"seeds": config.train.seeds, "epochs": config.train.epochs}
                    | metrics["strategy"]
@@ -194,37 +176,69 @@ def _backtest_jobs(cells: list[tuple[dict, Any]]) -> list[Job]:
                       "train_seconds": metrics["train_seconds"]})
         seeds = pd.DataFrame({"seed": [config.seed + s for s in range(config.train.seeds)],
                               "sharpe": metrics["seed_sharpes"]})
-        return CellOutcome(
+        outcomes.append(CellOutcome(
             labels | {"dataset": metrics["data"]["name"], "model": config.model.kind},
             summary, seeds, result.history, result.daily["strategy_return"].to_numpy(),
             result.daily["buy_and_hold_return"].to_numpy(),
-        )
+        ))
+    return outcomes
 
-    return [functools.partial(job, labels, config) for labels, config in cells]
+
+def sweep_tasks(
+    cells: list[tuple[dict, Any]], pipeline: str, engine: Engine,
+    units: UnitStore | None = None,
+) -> list[UnitTask]:
+    """The tasks of a sweep, their units named ``cell-N`` in grid order. ``study``: one
+    per (grid point, data set), covering its policies; ``backtest``: one per trained
+    walk-forward, covering the grid points that share it, each data set sent to the
+    engine once. A unit's training state is kept in ``units`` where the engine's
+    workers see this process's files."""
+    if pipeline == "study":
+        tasks, index = [], 0
+        for labels, config in cells:
+            for dataset in config.data.datasets:
+                models = config.model.models
+                names = tuple(f"cell-{index + k}" for k in range(len(models)))
+                index += len(models)
+                states = [units.training_state(name, config.train.checkpoint_every)
+                          if units is not None and engine.shares_files else None
+                          for name in names]
+                tasks.append(UnitTask(names, study_cells, (labels, config, dataset, models,
+                                                           states)))
+        return tasks
+    shared: dict[str, Any] = {}  # each data set, loaded once and sent to the engine once
+    groups: dict[str, list[tuple[str, dict, Any]]] = {}
+    for index, (labels, config) in enumerate(cells):
+        groups.setdefault(training_key(config), []).append((f"cell-{index}", labels, config))
+    tasks = []
+    for group in groups.values():
+        data_key = repr(to_dict(group[0][2].data))
+        if data_key not in shared:
+            shared[data_key] = engine.share(load_market_data(group[0][2].data))
+        tasks.append(UnitTask(tuple(name for name, _, _ in group), backtest_cells,
+                              ([(labels, config) for _, labels, config in group],
+                               shared[data_key])))
+    return tasks
 
 
 def run_sweep(
     base: Any, grid: dict[str, list[str]], *, progress: bool = True, reps: int = 1000,
-    pipeline: str = "study", units: UnitStore | None = None,
+    pipeline: str = "study", units: UnitStore | None = None, engine: Engine | None = None,
 ) -> SweepResult:
     """Run every cell of ``grid`` through ``pipeline`` (``study``: each (data set,
     policy) one ensemble of ``train.seeds`` replicas; ``backtest``: one walk-forward
-    backtest) and judge the cells together. With ``units``, each finished cell is kept
-    there and a cell already there is read back, not run again."""
+    backtest) on ``engine`` (default: this process) and judge the cells together. With
+    ``units``, each finished cell is kept there as it arrives and a cell already there
+    is read back, not run again."""
     if pipeline not in PIPELINES:
         raise ConfigError(f"sweep pipeline must be one of {', '.join(PIPELINES)}; got {pipeline!r}")
     cells = grid_cells(base, grid)
-    jobs = (_study_jobs if pipeline == "study" else _backtest_jobs)(cells)
-    outcomes = []
-    for index, job in enumerate(tqdm(jobs, desc=f"sweep {pipeline}", unit="cell",
-                                     disable=not progress)):
-        name = f"cell-{index}"
-        if units is not None and name in units:
-            outcomes.append(CellOutcome.from_unit(units.load(name)))
-            continue
-        outcomes.append(job(units, name))
-        if units is not None:
-            units.save(name, outcomes[-1].to_unit())
+    engine = engine if engine is not None else LocalEngine()
+    outcomes = list(run_units(
+        engine, sweep_tasks(cells, pipeline, engine, units), store=units,
+        encode=CellOutcome.to_unit, decode=CellOutcome.from_unit, progress=progress,
+        desc=f"sweep {pipeline}",
+    ).values())
     leading = [*grid, "dataset", "model", "block", "seed", "epoch"]
     summary = pd.DataFrame([o.strategy | o.summary for o in outcomes])
     return SweepResult(
@@ -271,7 +285,9 @@ def sweep(
     base: Any, grid: dict[str, list[str]], out: str | Path, *, progress: bool = True,
     pipeline: str = "study",
 ) -> SweepResult:
-    """Run a sweep and write its run directory at ``out`` (complete, or not at all)."""
+    """Run a sweep on the engine ``base.engine`` names and write its run directory at
+    ``out`` (complete, or not at all: failed cells leave it incomplete, their names in
+    its ``metrics.json``, the finished cells kept for ``neuraltrader resume``)."""
     cells = grid_cells(base, grid)  # every cell's config is checked before any work
     if pipeline == "study":
         for _, config in cells:
@@ -279,9 +295,12 @@ def sweep(
     if pipeline == "backtest":
         load_market_data(base.data)  # a bad file fails here, before any directory exists
     request = run_request("sweep", base, pipeline=pipeline, grid=grid)
-    with staged_run_dir(out, request) as staging:
+    with make_engine(base.engine, base.train) as engine, \
+            staged_run_dir(out, request) as staging:
         units = UnitStore.of(staging)
-        result = run_sweep(base, grid, progress=progress, pipeline=pipeline, units=units)
+        with write_failure(staging, request):
+            result = run_sweep(base, grid, progress=progress, pipeline=pipeline, units=units,
+                               engine=engine)
         write_sweep(result, staging)
         units.discard()
     return result
