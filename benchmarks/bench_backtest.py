@@ -29,7 +29,9 @@ from neuraltrader.pipelines.backtest import BacktestConfig, load_market_data, ru
 
 def loop_train_block(block, windows, returns, live, config, state=None):  # type: ignore[no-untyped-def]
     """One ``fit`` per seed: the backtest's block training before it used ensembles.
-    Returns ``_train_block``'s triple with no ensemble."""
+    Returns ``train_block``'s outcome with no ensemble."""
+    device = torch.device(config.train.device)
+    windows, returns, live = windows.to(device), returns.to(device), live.to(device)
     train = walk_forward._rows(windows, returns, live, block.train)
     valid = walk_forward._rows(windows, returns, live, block.valid)
     test_windows = windows[:, torch.from_numpy(np.flatnonzero(block.test)).to(windows.device)]
@@ -52,13 +54,13 @@ def loop_train_block(block, windows, returns, live, config, state=None):  # type
     test_live = live[:, torch.from_numpy(np.flatnonzero(block.test)).to(live.device)]
     held = torch.stack(positions).unflatten(-1, (len(returns), -1)) * test_live
     # no ensemble to keep: the benchmark writes no run directory
-    return None, held, pd.concat(histories, ignore_index=True)
+    return [walk_forward.BlockOutcome(None, held.cpu(), pd.concat(histories, ignore_index=True))]
 
 
 def timed(config: BacktestConfig, data, loop: bool) -> tuple[float, float]:  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     if loop:
-        with mock.patch.object(walk_forward, "_train_block", loop_train_block):
+        with mock.patch.object(walk_forward, "train_block", loop_train_block):
             result = run_backtest(config, data, progress=False)
     else:
         result = run_backtest(config, data, progress=False)
