@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from neuraltrader.engines import Engine, LocalEngine, make_engine
 from neuraltrader.io.rundir import write_json
 from neuraltrader.io.sections import EngineSection
 from neuraltrader.pipelines.backtest import BacktestConfig, load_market_data, run_backtest
+from neuraltrader.pipelines.engines import Engine, LocalEngine, make_engine
 from neuraltrader.pipelines.sweep import SweepConfig, run_sweep
 
 GRID = {"model.hidden": ["2", "5", "20"], "model.dropout": ["0", "0.5"],

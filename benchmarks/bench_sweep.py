@@ -26,8 +26,8 @@ from torch.utils.data import TensorDataset
 
 from neuraltrader import AR1, DropoutTrader, NeuralTrader, generate_sequences, seeded
 from neuraltrader.core.device import resolve_device
-from neuraltrader.engines import make_engine
 from neuraltrader.io.rundir import write_json
+from neuraltrader.pipelines.engines import make_engine
 from neuraltrader.pipelines.sweep import SweepConfig, grid_cells, run_sweep
 
 GRID = {"model.hidden": ["2", "5", "20"], "model.dropout": ["0", "0.5"],

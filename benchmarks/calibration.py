@@ -37,7 +37,6 @@ from neuraltrader import AR1, IIDNormal, NeuralTrader, fit, generate_sequences
 from neuraltrader.core.device import resolve_device
 from neuraltrader.core.ensemble import make_ensemble
 from neuraltrader.data.simulate import ReturnProcess
-from neuraltrader.engines import UnitTask, make_engine, run_units
 from neuraltrader.errors import NeuralTraderError
 from neuraltrader.evaluation.stats import (
     SIGNIFICANCE,
@@ -48,6 +47,7 @@ from neuraltrader.evaluation.stats import (
 from neuraltrader.io.config import validate
 from neuraltrader.io.rundir import write_json
 from neuraltrader.io.sections import EngineSection, OptimizerSection
+from neuraltrader.pipelines.engines import UnitTask, make_engine, run_units
 
 N, M, T, L = 1000, 100, 20, 4
 

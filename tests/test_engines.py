@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from neuraltrader.cli import main
-from neuraltrader.engines import Engine, LocalEngine, UnitResult, UnitTask, run_units
 from neuraltrader.errors import UnitsFailedError
 from neuraltrader.io.units import Unit, UnitStore
 from neuraltrader.pipelines import backtest as backtest_module
 from neuraltrader.pipelines import sweep as sweep_module
+from neuraltrader.pipelines.engines import Engine, LocalEngine, UnitResult, UnitTask, run_units
 
 QUICK = ["--no-progress", "--no-report"]
 SWEEP = ["sweep", "--grid", "model.hidden=2,3,4", "--set", "data.n_train=100",
@@ -145,8 +145,8 @@ def test_a_backtest_whose_every_block_failed_still_names_them(tmp_path, monkeypa
 
 
 def test_the_engine_is_not_part_of_the_run_request(tmp_path):
-    from neuraltrader.io.rundir import run_request
     from neuraltrader.io.config import load_config
+    from neuraltrader.io.rundir import run_request
     from neuraltrader.pipelines.sweep import SweepConfig
 
     local = load_config(SweepConfig)
@@ -200,8 +200,8 @@ def test_an_unreachable_cluster_is_one_line_before_anything_is_written(
 
 def test_a_malformed_address_is_named():
     pytest.importorskip("ray", reason="Ray is not installed (the extra neuraltrader[ray])")
-    from neuraltrader.engines.ray_cluster import check_reachable
     from neuraltrader.errors import ConfigError
+    from neuraltrader.pipelines.engines.ray_cluster import check_reachable
 
     for address in ("localhost", "host:port", ":6379"):
         with pytest.raises(ConfigError, match="host:port, ray://host:port or auto"):

@@ -21,7 +21,7 @@ import pytest
 ray = pytest.importorskip("ray", reason='Ray is not installed: pip install "neuraltrader[ray]"')
 
 from neuraltrader.cli import main  # noqa: E402
-from neuraltrader.engines import ray_cluster  # noqa: E402
+from neuraltrader.pipelines.engines import ray_cluster  # noqa: E402
 
 pytestmark = pytest.mark.ray
 

@@ -94,7 +94,7 @@ class TrainSection(OptimizerSection):
 @dataclass
 class EngineSection:
     """``[engine]``: where a sweep's cells or a backtest's blocks run (see
-    :mod:`neuraltrader.engines`). Not part of what a run computes: a run resumes on
+    :mod:`neuraltrader.pipelines.engines`). Not part of what a run computes: a run resumes on
     either engine with the same results."""
 
     kind: Literal["local", "ray"] = setting(

@@ -42,7 +42,6 @@ from ..core.train import OPTIMIZERS
 from ..core.windows import FEATURE_SETS, feature_windows
 from ..data.market import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
 from ..data.placebo import random_sign_copy
-from ..engines import Engine, LocalEngine, UnitTask, make_engine, run_units
 from ..errors import ConfigError, DataError
 from ..evaluation.metrics import performance
 from ..io.checkpoint import MAX_DIMENSION, MAX_SEEDS
@@ -51,6 +50,7 @@ from ..io.rundir import RunRecord, run_request, staged_run_dir, write_failure, w
 from ..io.sections import EngineSection, ModelSection, TrainSection, WindowDataSection
 from ..io.units import TrainingStateFile, Unit, UnitStore
 from .cell import fit_replicas
+from .engines import Engine, LocalEngine, UnitTask, make_engine, run_units
 from .trading import (
     BASELINES,
     BUY_AND_HOLD,

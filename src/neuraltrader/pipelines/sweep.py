@@ -23,7 +23,6 @@ import torch
 
 from ..core.registry import policy_names
 from ..data.market import MarketData
-from ..engines import Engine, LocalEngine, UnitTask, make_engine, run_units
 from ..errors import ConfigError
 from ..evaluation.verdicts import judge
 from ..io.config import parse_override, setting, to_dict, with_overrides
@@ -39,6 +38,7 @@ from .backtest import (
     walk_forward,
 )
 from .cell import DATASETS, check_cell_memory, run_cell, simulate_dataset
+from .engines import Engine, LocalEngine, UnitTask, make_engine, run_units
 from .study import DataConfig, ModelConfig, StudyConfig
 
 PIPELINES = ("study", "backtest")

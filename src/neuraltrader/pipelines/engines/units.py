@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from ..errors import UnitsFailedError
+from ...errors import UnitsFailedError
 from .base import Engine, UnitTask
 
 if TYPE_CHECKING:
-    from ..io.units import Unit, UnitStore
+    from ...io.units import Unit, UnitStore
 
 
 def run_units(

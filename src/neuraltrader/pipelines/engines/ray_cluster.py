@@ -14,7 +14,7 @@ import socket
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, NeuralTraderError
+from ...errors import ConfigError, NeuralTraderError
 from .base import Engine, UnitResult, UnitTask
 
 RAY_EXTRA = 'pip install "neuraltrader[ray]"'

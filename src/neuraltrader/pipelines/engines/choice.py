@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .base import Engine, LocalEngine
 
 if TYPE_CHECKING:
-    from ..io.sections import EngineSection, OptimizerSection
+    from ...io.sections import EngineSection, OptimizerSection
 
 
 def make_engine(engine: EngineSection | None, train: OptimizerSection | None = None) -> Engine:
