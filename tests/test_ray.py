@@ -30,6 +30,9 @@ SWEEP = ["sweep", "--grid", "model.hidden=2,3,4,5", "--set", "data.n_train=200",
          "--set", "train.epochs=150", "--seeds", "2", *QUICK]
 BACKTEST = ["backtest", "--data", "crude", "--epochs", "20", "--seeds", "2",
             "--set", "backtest.train_years=10", *QUICK]
+SWEEP_BACKTEST = ["sweep", "backtest", "--data", "crude", "--grid", "model.hidden=2,3",
+                  "--grid", "backtest.cost_bps=2,20", "--set", "train.epochs=10", "--seeds", "2",
+                  "--set", "backtest.train_years=10", *QUICK]
 RAY = ["--engine", "ray"]
 
 
@@ -44,7 +47,8 @@ def cluster():
 @pytest.fixture(scope="module")
 def local_runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("local")
-    for name, arguments in (("sweep", SWEEP), ("backtest", BACKTEST)):
+    for name, arguments in (("sweep", SWEEP), ("backtest", BACKTEST),
+                            ("sweep-backtest", SWEEP_BACKTEST)):
         assert main([*arguments, "--out", str(root / name)]) == 0
     return root
 
@@ -98,24 +102,30 @@ class Recorded:
     """Records the units each Ray run computes (the tasks the driver submits)."""
 
     def __init__(self, monkeypatch):
-        self.names: list[str] = []
+        self.tasks: list[tuple[str, ...]] = []
         original = ray_cluster.RayEngine.run
 
         def run(engine, tasks):
-            self.names += [name for task in tasks for name in task.names]
+            self.tasks += [task.names for task in tasks]
             return original(engine, tasks)
 
         monkeypatch.setattr(ray_cluster.RayEngine, "run", run)
 
+    @property
+    def names(self) -> list[str]:
+        return [name for names in self.tasks for name in names]
+
 
 def test_ray_gives_the_files_of_a_local_run(cluster, local_runs, tmp_path, monkeypatch):
     recorded = Recorded(monkeypatch)
-    for name, arguments in (("sweep", SWEEP), ("backtest", BACKTEST)):
+    for name, arguments in (("sweep", SWEEP), ("backtest", BACKTEST),
+                            ("sweep-backtest", SWEEP_BACKTEST)):
         assert main([*arguments, *RAY, "--out", str(tmp_path / name)]) == 0
         assert_same_run(tmp_path / name, local_runs / name)
     blocks = len(pd.read_csv(local_runs / "backtest" / "blocks.csv")["block"].unique())
-    assert recorded.names == [f"cell-{k}" for k in range(4)] + [
-        f"block-{k}" for k in range(blocks)]
+    # a sweep of backtests trains once per grid point that differs in more than costs
+    assert recorded.tasks == [(f"cell-{k}",) for k in range(4)] + [
+        (f"block-{k}",) for k in range(blocks)] + [("cell-0", "cell-1"), ("cell-2", "cell-3")]
     config = json.loads((tmp_path / "sweep" / "metrics.json").read_text())["config"]
     assert config["engine"]["kind"] == "ray"
 

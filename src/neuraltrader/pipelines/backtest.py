@@ -372,8 +372,6 @@ class BlockOutcome:
         return cls(unit.models["policy"], unit.tensors["positions"], unit.frames["history"])
 
 
-
-
 def applicable_baselines(
     names: list[str], periods_per_year: int
 ) -> tuple[list[str], dict[str, str]]:

@@ -184,40 +184,42 @@ def backtest_cells(cells: list[tuple[dict, Any]], data: MarketData) -> list[Cell
     return outcomes
 
 
-def sweep_tasks(
-    cells: list[tuple[dict, Any]], pipeline: str, engine: Engine,
-    units: UnitStore | None = None,
+def study_tasks(
+    cells: list[tuple[dict, Any]], engine: Engine, units: UnitStore | None = None
 ) -> list[UnitTask]:
-    """The tasks of a sweep, their units named ``cell-N`` in grid order. ``study``: one
-    per (grid point, data set), covering its policies; ``backtest``: one per trained
-    walk-forward, covering the grid points that share it, each data set sent to the
-    engine once. A unit's training state is kept in ``units`` where the engine's
-    workers see this process's files."""
-    if pipeline == "study":
-        tasks, index = [], 0
-        for labels, config in cells:
-            for dataset in config.data.datasets:
-                models = config.model.models
-                names = tuple(f"cell-{index + k}" for k in range(len(models)))
-                index += len(models)
-                states = [units.training_state(name, config.train.checkpoint_every)
-                          if units is not None and engine.shares_files else None
-                          for name in names]
-                tasks.append(UnitTask(names, study_cells, (labels, config, dataset, models,
-                                                           states)))
-        return tasks
-    shared: dict[str, Any] = {}  # each data set, loaded once and sent to the engine once
+    """A simulated sweep's tasks, one per (grid point, data set), covering its policies;
+    their units are named ``cell-N`` in grid order. A unit's training state is kept in
+    ``units`` where the engine's workers see this process's files."""
+    tasks: list[UnitTask] = []
+    for labels, config in cells:
+        for dataset in config.data.datasets:
+            models = config.model.models
+            first = sum(len(task.names) for task in tasks)
+            names = tuple(f"cell-{first + k}" for k in range(len(models)))
+            states = [units.training_state(name, config.train.checkpoint_every)
+                      if units is not None and engine.shares_files else None
+                      for name in names]
+            tasks.append(UnitTask(names, study_cells,
+                                  (labels, config, dataset, models, states)))
+    return tasks
+
+
+def backtest_tasks(cells: list[tuple[dict, Any]], engine: Engine) -> list[UnitTask]:
+    """A sweep of backtests' tasks, one per trained walk-forward, covering the grid
+    points that share it (units ``cell-N``, N the grid point's index); each data set is
+    loaded once and sent to the engine once."""
     groups: dict[str, list[tuple[str, dict, Any]]] = {}
     for index, (labels, config) in enumerate(cells):
         groups.setdefault(training_key(config), []).append((f"cell-{index}", labels, config))
+    shared: dict[str, Any] = {}
     tasks = []
     for group in groups.values():
-        data_key = repr(to_dict(group[0][2].data))
-        if data_key not in shared:
-            shared[data_key] = engine.share(load_market_data(group[0][2].data))
+        data = group[0][2].data
+        if repr(to_dict(data)) not in shared:
+            shared[repr(to_dict(data))] = engine.share(load_market_data(data))
         tasks.append(UnitTask(tuple(name for name, _, _ in group), backtest_cells,
                               ([(labels, config) for _, labels, config in group],
-                               shared[data_key])))
+                               shared[repr(to_dict(data))])))
     return tasks
 
 
@@ -235,7 +237,8 @@ def run_sweep(
     cells = grid_cells(base, grid)
     engine = engine if engine is not None else LocalEngine()
     outcomes = list(run_units(
-        engine, sweep_tasks(cells, pipeline, engine, units), store=units,
+        engine, study_tasks(cells, engine, units) if pipeline == "study"
+        else backtest_tasks(cells, engine), store=units,
         encode=CellOutcome.to_unit, decode=CellOutcome.from_unit, progress=progress,
         desc=f"sweep {pipeline}",
     ).values())
