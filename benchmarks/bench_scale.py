@@ -2,9 +2,10 @@
 and on Ray with 1 and 2 workers, timed in this process.
 
 Each run is the pipeline without its files (``run_sweep``, ``run_backtest``) on the same
-config; every Ray run starts its own local instance with that many CPUs (not timed;
-its workers' start, importing torch, is) and runs one unit per worker at a time, on
-one thread each. Per-task
+config; every Ray run starts its own local instance with that many CPUs and runs one
+unit per worker at a time, on one thread each. The instance's start is not timed; its
+workers' start (a process each, importing torch and neuraltrader) is timed apart, by a
+first round of one empty unit per worker, and left out of the runs' seconds. Per-task
 overhead is what Ray with 1 worker adds to the local engine, per task; the speed-up is
 the local engine's seconds over Ray's. The local engine runs on ``--threads`` threads
 (default 1, as each Ray worker does).
@@ -25,11 +26,29 @@ import torch
 from neuraltrader.io.rundir import write_json
 from neuraltrader.io.sections import EngineSection
 from neuraltrader.pipelines.backtest import BacktestConfig, load_market_data, run_backtest
-from neuraltrader.pipelines.engines import Engine, LocalEngine, make_engine
+from neuraltrader.pipelines.engines import Engine, LocalEngine, UnitTask, make_engine, run_units
 from neuraltrader.pipelines.sweep import SweepConfig, run_sweep
 
 GRID = {"model.hidden": ["2", "5", "20"], "model.dropout": ["0", "0.5"],
         "data.rho": ["0", "0.1", "0.2", "0.3"]}  # 24 cells
+
+
+def warm_up() -> list[None]:
+    """An empty unit that makes its worker import everything a unit needs, and lasts
+    long enough that each worker takes one."""
+    import neuraltrader.pipelines.backtest
+    import neuraltrader.pipelines.sweep  # noqa: F401
+
+    time.sleep(1.0)
+    return [None]
+
+
+def start_workers(engine: Engine, workers: int) -> float:
+    """Seconds for ``workers`` workers to start (one empty unit each)."""
+    started = time.perf_counter()
+    run_units(engine, [UnitTask((f"warm-up-{k}",), warm_up) for k in range(workers)],
+              progress=False)
+    return time.perf_counter() - started - 1.0
 
 
 def sweep_seconds(config: SweepConfig, engine: Engine) -> tuple[float, int, str]:
@@ -70,7 +89,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
 
     import ray  # only now: the extra neuraltrader[ray]
 
-    rows = []
+    rows, worker_start = [], {}
     for workers in (None, 1, 2):
         if workers is None:
             torch.set_num_threads(args.threads)
@@ -78,6 +97,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         else:
             ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING)
             engine = make_engine(EngineSection(kind="ray"))
+            worker_start[workers] = start_workers(engine, workers)
         with engine:
             for name, (seconds, tasks, figures) in (
                 ("sweep", sweep_seconds(sweep_config, engine)),
@@ -110,9 +130,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
               f"{row['seconds']:>9.1f}{row['speedup']:>10.2f}"
               f"{'-' if overhead is None else f'{overhead:.3f}s':>15}"
               f"{str(row['same_figures']):>14}")
+    print("worker start (left out above): " + ", ".join(
+        f"{seconds:.1f} s with {workers} worker(s)" for workers, seconds in worker_start.items()))
     figures = {"seeds": args.seeds, "backtest_seeds": args.backtest_seeds,
                "epochs": args.epochs, "threads": args.threads, "ray": ray.__version__,
-               "rows": rows}
+               "worker_start_seconds": worker_start, "rows": rows}
     if args.json:
         write_json(Path(args.json), figures)
     return figures
