@@ -29,8 +29,68 @@ WindowData = tuple[torch.Tensor, torch.Tensor] | TensorDataset
 
 HISTORY_COLUMNS = ["train_recom", "train_return", "valid_recom", "valid_return"]
 
+
+class RMSprop(torch.optim.RMSprop):
+    """``torch.optim.RMSprop`` with a lean step for :func:`train_epoch`:
+    :meth:`unhooked_step`, at torch's defaults but ``lr`` (what :func:`make_optimizer`
+    builds), is one ``torch._foreach_*`` call per operation.
+
+    The arithmetic per element is torch's own step's, so results and state are bit for
+    bit torch's. What goes is the per-parameter Python and the wrapper around ``step``:
+    torch's step is half of a small policy's training step on the CPU, this one a
+    quarter.
+    """
+
+    def _lean(self) -> bool:
+        group = self.param_groups[0]
+        return len(self.param_groups) == 1 and not (
+            group["momentum"] or group["centered"] or group["weight_decay"] or group["maximize"]
+            or group["differentiable"] or group["capturable"] or torch.is_tensor(group["lr"])
+        )
+
+    @torch.no_grad()
+    def unhooked_step(self, closure: Any = None) -> Any:
+        """:meth:`step` without what torch wraps every optimizer's ``step`` in (step
+        hooks and a profiler label, a tenth of a small policy's training step). Other
+        settings, or a closure, take :meth:`step`."""
+        if closure is not None or not self._lean():
+            return self.step(closure)
+        group = self.param_groups[0]
+        params, grads, averages, steps = [], [], [], []
+        for parameter in group["params"]:
+            if parameter.grad is None:
+                continue
+            state = self.state[parameter]
+            if not state:  # as torch's step starts
+                state["step"] = torch.zeros(())
+                state["square_avg"] = torch.zeros_like(parameter,
+                                                       memory_format=torch.preserve_format)
+            params.append(parameter)
+            grads.append(parameter.grad)
+            averages.append(state["square_avg"])
+            steps.append(state["step"])
+        if not params:
+            return None
+        alpha = group["alpha"]
+        torch._foreach_add_(steps, 1)
+        torch._foreach_mul_(averages, alpha)
+        torch._foreach_addcmul_(averages, grads, grads, value=1 - alpha)
+        denominators = torch._foreach_sqrt(averages)
+        torch._foreach_add_(denominators, group["eps"])
+        torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
+        return None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        if not set_to_none:
+            super().zero_grad(set_to_none)
+            return
+        for group in self.param_groups:  # torch's, less its profiler label
+            for parameter in group["params"]:
+                parameter.grad = None
+
+
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "rmsprop": torch.optim.RMSprop,
+    "rmsprop": RMSprop,
     "adam": torch.optim.Adam,
     "sgd": torch.optim.SGD,
 }
@@ -72,6 +132,21 @@ def as_window_pair(
     return windows, targets
 
 
+# a window row of this many bytes, gathered as one element of this dtype
+_ROW_DTYPES = {8: torch.float64, 16: torch.complex128}
+
+
+def _select_rows(windows: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``windows.index_select(0, rows)`` for windows ``(N, L)``: rows of 8 or 16 bytes
+    (the default lag 4 of float32) on the CPU are copied as one float64 or complex128
+    element each, a 1-D gather 3-4 times faster than row by row, and the same bytes."""
+    wide = _ROW_DTYPES.get(windows.shape[-1] * windows.element_size())
+    if wide is None or windows.device.type != "cpu" or not windows.is_contiguous():
+        return windows.index_select(0, rows)
+    rows_as_elements = windows.view(wide).view(-1)
+    return rows_as_elements.index_select(0, rows).view(windows.dtype).view(-1, windows.shape[-1])
+
+
 def _batches(
     windows: torch.Tensor, targets: torch.Tensor, batch_size: int, order: torch.Tensor | None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
@@ -81,7 +156,9 @@ def _batches(
     ``(E, n)``, which gathers ``(E, B, L)`` batches.
     """
     if order is not None and order.ndim == 1:  # one order for all rows: permute once
-        windows, targets = windows.index_select(-2, order), targets.index_select(-1, order)
+        windows = (_select_rows(windows, order) if windows.ndim == 2
+                   else windows.index_select(-2, order))
+        targets = targets.index_select(-1, order)
         order = None
     n = targets.shape[-1]
     if order is not None:
@@ -99,7 +176,7 @@ def _batches(
             rows = order[:, start:stop]
             shape = rows.shape
             rows = rows.flatten()
-            yield (flat_windows.index_select(0, rows).view(*shape, lag),
+            yield (_select_rows(flat_windows, rows).view(*shape, lag),
                    flat_targets.index_select(0, rows).view(shape))
 
 
@@ -131,15 +208,22 @@ def train_epoch(
         much as a full one).
     """
     model.train()
-    stats = []
+    recoms, gains = [], []
+    descent = None
+    step = getattr(optimizer, "unhooked_step", optimizer.step)  # this module's RMSprop
     for batch_windows, batch_targets in _batches(windows, targets, batch_size, order):
         positions = model(batch_windows)
         gain = objective(positions, batch_targets)
         optimizer.zero_grad(set_to_none=True)
-        (-gain.sum()).backward()  # replicas' objectives are independent: sum them
-        optimizer.step()
-        stats.append(torch.stack((positions.detach().mean(-1), gain.detach()), -1))
-    return torch.stack(stats).mean(0)
+        if descent is None:
+            descent = torch.full_like(gain, -1.0)
+        # the gradient of -gain.sum() (replicas' objectives are independent), given
+        # rather than computed: two fewer kernels and autograd nodes a step
+        gain.backward(descent)
+        step()
+        recoms.append(positions.detach().mean(-1))
+        gains.append(gain.detach())
+    return torch.stack((torch.stack(recoms), torch.stack(gains)), -1).mean(0)
 
 
 @torch.no_grad()
@@ -222,6 +306,7 @@ def _snapshot(
         "optimizer": optimizer.state_dict(),
         "shufflers": [generator.get_state() for generator in shufflers],
         "masks": [generator.get_state() for generator in getattr(model, "mask_generators", [])],
+        "mask_draws": getattr(model, "mask_draws", 0),
         "global_rng": torch.get_rng_state(),
         "history": history[:epochs_done],
         "best": best.state() if best is not None else None,
@@ -240,6 +325,8 @@ def _restore(
     for generator, state in zip(getattr(model, "mask_generators", []), snapshot["masks"],
                                 strict=True):
         generator.set_state(state)
+    if hasattr(model, "mask_draws"):  # counter-based dropout streams
+        model.mask_draws = int(snapshot.get("mask_draws", 0))
     torch.set_rng_state(snapshot["global_rng"])
     done = int(snapshot["epochs_done"])
     history[:done] = snapshot["history"].to(history.device)
@@ -413,5 +500,6 @@ def _history_frame(
 
 
 __all__ = [
-    "HISTORY_COLUMNS", "TrainingState", "evaluate", "fit", "make_optimizer", "train_epoch",
+    "HISTORY_COLUMNS", "RMSprop", "TrainingState", "evaluate", "fit", "make_optimizer",
+    "train_epoch",
 ]
