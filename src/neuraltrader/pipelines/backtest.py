@@ -563,10 +563,12 @@ def walk_forward(
     blocks = walk_forward_blocks(dates, config.backtest)
 
     engine = engine if engine is not None else LocalEngine()
-    shared = [engine.share(value) for value in (windows, targets, live)]  # once, for all
+    # in process, on the training device once; to a cluster, from the CPU once
+    place = resolve_device(config.train.device) if engine.in_process else torch.device("cpu")
+    shared = [engine.share(value.to(place)) for value in (windows, targets, live)]
     names = [f"{unit_prefix}block-{number}" for number in range(len(blocks))]
     states = [units.training_state(name, config.train.checkpoint_every)
-              if units is not None and engine.shares_files else None for name in names]
+              if units is not None and engine.in_process else None for name in names]
     started = time.perf_counter()
     outcomes = run_units(
         engine, [UnitTask((name,), train_block, (block, *shared, config, state))

@@ -197,7 +197,7 @@ def study_tasks(
             first = sum(len(task.names) for task in tasks)
             names = tuple(f"cell-{first + k}" for k in range(len(models)))
             states = [units.training_state(name, config.train.checkpoint_every)
-                      if units is not None and engine.shares_files else None
+                      if units is not None and engine.in_process else None
                       for name in names]
             tasks.append(UnitTask(names, study_cells,
                                   (labels, config, dataset, models, states)))
@@ -215,11 +215,11 @@ def backtest_tasks(cells: list[tuple[dict, Any]], engine: Engine) -> list[UnitTa
     tasks = []
     for group in groups.values():
         data = group[0][2].data
-        if repr(to_dict(data)) not in shared:
-            shared[repr(to_dict(data))] = engine.share(load_market_data(data))
+        key = repr(to_dict(data))
+        if key not in shared:
+            shared[key] = engine.share(load_market_data(data))
         tasks.append(UnitTask(tuple(name for name, _, _ in group), backtest_cells,
-                              ([(labels, config) for _, labels, config in group],
-                               shared[repr(to_dict(data))])))
+                              ([(labels, config) for _, labels, config in group], shared[key])))
     return tasks
 
 

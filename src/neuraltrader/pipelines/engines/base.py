@@ -34,8 +34,9 @@ class Engine(ABC):
     leaving it cancels what is still running and lets go of what it started."""
 
     kind: str
-    # whether tasks see this process's files (a training state kept mid-unit)
-    shares_files: bool = True
+    # whether tasks run in this process: they see its files (a training state kept
+    # mid-unit) and the tensors it placed on a device
+    in_process: bool = True
 
     def share(self, value: Any) -> Any:
         """A handle to ``value`` for task arguments: sent to the workers once, however

@@ -71,7 +71,7 @@ class RayEngine(Engine):
     else a new local instance), or on the one this process already joined."""
 
     kind = "ray"
-    shares_files = False  # a worker may be on another machine
+    in_process = False  # a worker may be on another machine
 
     def __init__(self, address: str | None, *, max_retries: int = 3, cpus_per_task: int = 1,
                  gpus_per_task: float = 0.0) -> None:
