@@ -1,9 +1,10 @@
 """Figures pinned before the one-spine redesign (commit 68ddb94, CPU, torch 2.13.0).
 
-The dropout policy's figures were pinned again when its masks changed from
-``bernoulli_`` to ``uniform < keep`` draws (:func:`~neuraltrader.core.policies.dropout_mask`,
-3.5 times faster on the CPU): the same distribution from another stream of the same
-generator, so other numbers, as a new seed would give.
+The dropout policy's figures (and the sweep's, whose cells are dropout policies) were
+pinned again when its masks moved from torch's global generator to a counter-based
+stream of the policy's own (:mod:`neuraltrader.core.masks`), so that an ensemble draws
+every replica's masks at once and each replica still draws its solo run's: the same
+distribution from another stream, so other numbers, as a new seed would give.
 
 A refactor must keep every command's figures: these tests run the commands through
 the CLI and compare metrics.json with the values main printed before the code moved.
@@ -26,19 +27,19 @@ STUDY = {
                         "valid_recom": 0.31948578357696533, "best_epoch": 386,
                         "p_value": 0.6674692116858161, "oracle_capture": None,
                         "buy_and_hold_valid_return": -0.011833595111966133},
-    ("random", "dropout"): {"train_return": 0.006587379612028599,
-                            "valid_return": -0.014220241457223892,
-                            "valid_recom": 0.17693234980106354, "best_epoch": 18,
-                            "p_value": 0.9574190861558672, "oracle_capture": None},
+    ("random", "dropout"): {"train_return": 0.004863028880208731,
+                            "valid_return": -0.013009938411414623,
+                            "valid_recom": 0.18275733292102814, "best_epoch": 14,
+                            "p_value": 0.9236393662518714, "oracle_capture": None},
     ("momentum", "mlp"): {"train_return": 0.0830293744802475, "valid_return": 0.058396197855472565,
                           "valid_recom": 0.5074798464775085, "best_epoch": 226,
                           "oracle_valid_return": 0.06097673252224922,
                           "oracle_capture": 0.9576800107182675, "p_value": 0.00157942892904277},
-    ("momentum", "dropout"): {"train_return": 0.07443089783191681,
-                              "valid_return": 0.057125892490148544,
-                              "valid_recom": 0.4956098198890686, "best_epoch": 139,
-                              "oracle_capture": 0.9368473863256681,
-                              "p_value": 0.0016340696113285186},
+    ("momentum", "dropout"): {"train_return": 0.06712053716182709,
+                              "valid_return": 0.05810452625155449,
+                              "valid_recom": 0.5116479396820068, "best_epoch": 186,
+                              "oracle_capture": 0.9528966844911423,
+                              "p_value": 0.0018225328028770738},
 }
 
 
@@ -82,15 +83,15 @@ def test_sweep_figures_are_pinned(tmp_path):
                  "--seeds", "2", "--set", "data.n_train=200", "--set", "train.epochs=10",
                  "--out", str(out), "--no-progress", "--no-report"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    expected = [(-0.013225407339632511, -0.025314804748340174, 0.8305756198505838),
-                (0.014165159314870834, 0.026641847338613456, 0.21713617202980634),
-                (-0.015338985249400139, -0.024421843552408253, 0.8233974243649472),
-                (0.05708593130111694, 0.09872245997853421, 0.003247645883083668)]
+    expected = [(-0.013592824339866638, -0.02435100127863174, 0.820548214077078),
+                (0.016000136733055115, 0.030314639157265674, 0.18229433714505047),
+                (-0.015253441408276558, -0.02424823966609248, 0.8210716172289452),
+                (0.055710967630147934, 0.0946194442810138, 0.0056331355825213975)]
     for result, (valid_return, sharpe, p_value) in zip(metrics["results"], expected, strict=True):
         assert result["valid_return"] == pytest.approx(valid_return, rel=1e-5)
         assert result["sharpe"] == pytest.approx(sharpe, rel=1e-5)
         assert result["p_value"] == pytest.approx(p_value, rel=1e-5)
     verdicts = metrics["verdicts"]
     assert verdicts["deflated_sharpe"]["deflated_sharpe_ratio"] == pytest.approx(
-        0.9357764882692368, rel=1e-5)
+        0.9241366101986762, rel=1e-5)
     assert verdicts["spa"]["p_value"] == 0.0 and verdicts["pbo"]["pbo"] == 0.0

@@ -16,23 +16,13 @@ Two paths compute the same thing:
 :func:`make_ensemble` picks the path. Replica ``s`` starts from the weights the policy
 gets under ``seeded(s)`` and shuffles with seed ``s``, so it reproduces the policy
 trained alone with that seed (``with seeded(s): model = ...; fit(model, ...,
-generator=s)``). On the batched-matmul path this holds for dropout masks too (each
-replica draws from a generator left where ``seeded(s)`` was after initialisation, the
-way ``nn.Dropout`` draws). On the generic path ``vmap`` draws one mask for all
-replicas, independent per replica but not those of the solo run. These equalities are
-CPU ones: on another device batch orders come from that device's generators and the
-masks from generators seeded per replica, so replicas are reproducible there but do not
-equal a CPU solo run.
-
-Drawing those solo masks is serial (a Mersenne Twister per replica, about 3 ns a
-number on the CPU, whatever the threads): a 64-replica dropout ensemble takes 1.4 to 2.4
-times as long as a plain one (``benchmarks/bench_train.py``, 1 and 2 threads).
-``exact_replicas=False`` trades the solo equality for speed, about 1.3 times a plain
-ensemble: every replica's masks come at once from counter-based SplitMix64 streams
-keyed by the seeds (:func:`splitmix64`), a dozen vectorised integer operations. The
-keep probability is the same to 2^-17; replica ``s`` is still reproducible and resumes
-exactly, and is the same in any ensemble and on any device, but no longer equals its
-solo run. A checkpoint does not record the choice: a loaded ensemble draws exactly.
+generator=s)``), dropout masks included: a dropout policy's masks come from a
+counter-based stream keyed when it is built (:mod:`~neuraltrader.core.masks`), and the
+batched-matmul path draws every replica's from its replica's stream at once. On the
+generic path ``vmap`` draws one mask for all replicas of ``nn.Dropout`` (the
+transformer's), independent per replica but not those of the solo run. Batch orders are
+the solo runs' on the CPU; on another device they come from that device's generators,
+so replicas are reproducible there but do not equal a CPU solo run.
 """
 
 from __future__ import annotations
@@ -45,45 +35,10 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from .._checks import check_int
-from .._random import derive_seed, seeded
+from .._random import seeded
 from ..errors import ConfigError
-from .policies import DropoutTrader, NeuralTrader, PositionHead, WindowPolicy, keep_mask_
-
-
-def _signed64(value: int) -> int:
-    """``value`` modulo 2**64 as a signed 64-bit integer (torch's ``int64``)."""
-    value &= (1 << 64) - 1
-    return value - (1 << 64) if value >> 63 else value
-
-
-SPLITMIX_GAMMA = _signed64(0x9E3779B97F4A7C15)
-_SPLITMIX_MULTIPLIERS = (_signed64(0xBF58476D1CE4E5B9), _signed64(0x94D049BB133111EB))
-
-
-def _xor_shift_(bits: torch.Tensor, shift: int) -> torch.Tensor:
-    """``bits ^= bits >>> shift`` in place; ``>>>`` is the logical shift (torch's
-    ``>>`` on ``int64`` is arithmetic, so the sign copies are masked off)."""
-    return bits.bitwise_xor_(bits.bitwise_right_shift(shift).bitwise_and_((1 << 64 - shift) - 1))
-
-
-def splitmix64(keys: torch.Tensor, start: int, count: int,
-               steps: torch.Tensor | None = None) -> torch.Tensor:
-    """Outputs ``start .. start + count - 1`` of the SplitMix64 generator (Steele, Lea
-    and Flood 2014, that of ``java.util.SplittableRandom``) seeded with each of ``keys``:
-    output ``i`` is ``mix(key + (i + 1) * GAMMA)``, so any stretch of a stream is a few
-    elementwise operations, in parallel across replicas and threads.
-
-    Shapes: ``keys`` ``(E,)`` ``int64`` → ``(E, count)`` ``int64`` (the outputs' 64
-    bits, two's complement). ``steps``, if given, is ``arange(count) * GAMMA``, kept
-    by a caller that draws the same ``count`` again and again.
-    """
-    if steps is None:
-        steps = torch.arange(count, device=keys.device).mul_(SPLITMIX_GAMMA)
-    offset = keys + _signed64((start + 1) * SPLITMIX_GAMMA)  # integer overflow wraps
-    bits = torch.add(offset[:, None], steps)
-    _xor_shift_(bits, 30).mul_(_SPLITMIX_MULTIPLIERS[0])
-    _xor_shift_(bits, 27).mul_(_SPLITMIX_MULTIPLIERS[1])
-    return _xor_shift_(bits, 31)
+from .masks import dropout_masks, mask_outputs
+from .policies import DropoutTrader, NeuralTrader, PositionHead, WindowPolicy
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -128,16 +83,13 @@ class Ensemble(nn.Module):
         """Numbers per window, ``lag * features``, as the template's."""
         return self.lag * self.features
 
-    def _fresh_replicas(self) -> tuple[list[WindowPolicy], list[torch.Tensor]]:
-        """One policy per seed, each initialised under ``seeded(seed)``, and the state
-        of torch's global generator right after each initialisation (where the solo
-        run's dropout masks start)."""
-        replicas, states = [], []
+    def _fresh_replicas(self) -> list[WindowPolicy]:
+        """One policy per seed, each built under ``seeded(seed)``, as its solo run's."""
+        replicas = []
         for seed in self.seeds:
             with seeded(seed):
                 replicas.append(self.policy_class(**self.arguments))
-                states.append(torch.get_rng_state())
-        return replicas, states
+        return replicas
 
     def replica_state(self, index: int) -> dict[str, torch.Tensor]:
         """Replica ``index``'s weights as the policy's own ``state_dict``."""
@@ -166,37 +118,22 @@ class TraderEnsemble(Ensemble):
         Exactly a ``NeuralTrader`` or ``DropoutTrader``; only its architecture is used.
     seeds
         One seed per replica (an int E means seeds ``0 .. E-1``).
-    exact_replicas
-        Dropout masks: ``True`` draws replica ``s``'s from a generator of its own, those
-        of its solo run, one replica at a time; ``False`` draws every replica's at once
-        from counter-based streams (:func:`splitmix64` keyed by the seed): the same
-        distribution, several times faster, but not the solo run's masks.
+
+    A dropout ensemble keeps each replica's mask-stream key (``mask_keys``, ``(E,)``)
+    and one count of outputs used (``mask_draws``), the same for all replicas.
     """
 
     path = "batched-matmul"
     POLICY_CLASSES = (NeuralTrader, DropoutTrader)
 
-    def __init__(
-        self, template: WindowPolicy, seeds: int | Sequence[int], *, exact_replicas: bool = True
-    ) -> None:
+    def __init__(self, template: WindowPolicy, seeds: int | Sequence[int]) -> None:
         if type(template) not in self.POLICY_CLASSES:
             raise ConfigError(
                 "the batched-matmul path computes exactly NeuralTrader or DropoutTrader, got "
                 f"{type(template).__name__}; use make_ensemble() for any other policy"
             )
         super().__init__(template, seeds)
-        self.exact_replicas = bool(exact_replicas)
-        replicas, states = self._fresh_replicas()
-        self.mask_generators: list[torch.Generator] = []
-        if self.exact_replicas:
-            self.mask_generators = [torch.Generator() for _ in states]
-            for generator, state in zip(self.mask_generators, states, strict=True):
-                generator.set_state(state)
-        # the counter-based streams: one key per seed, and the outputs each has given
-        self.mask_keys = None if self.exact_replicas else torch.tensor(
-            [_signed64(derive_seed(seed, 2)) for seed in self.seeds])
-        self.mask_draws = 0
-        self._mask_steps: torch.Tensor | None = None
+        replicas = self._fresh_replicas()
 
         def stacked(name: str) -> nn.Parameter:
             return nn.Parameter(torch.stack([r.get_parameter(name).detach() for r in replicas]))
@@ -207,20 +144,10 @@ class TraderEnsemble(Ensemble):
         self.bias1 = nn.Parameter(stacked("linear1.bias")[..., None])  # (E, 1, 1)
         self.dropout = float(self.arguments.get("dropout", 0.0))
         self.head = PositionHead(template.position)
-
-    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def]
-        """Moving the ensemble to another device moves its mask generators too."""
-        module = super()._apply(fn, recurse)
-        device = self.weight0.device
-        if self.mask_keys is not None:
-            self.mask_keys = self.mask_keys.to(device)
-            self._mask_steps = None
-        if self.mask_generators and self.mask_generators[0].device != device:
-            # a CPU generator's state does not transfer: seed the new device's per replica
-            self.mask_generators = [
-                torch.Generator(device).manual_seed(derive_seed(seed, 1)) for seed in self.seeds
-            ]
-        return module
+        if self.dropout > 0:
+            keys = torch.cat([replica.get_buffer("mask_key") for replica in replicas])
+            self.register_buffer("mask_keys", keys, persistent=False)  # (E,)
+            self.mask_draws = 0
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
         inputs = windows.transpose(-1, -2)  # (L*F, B) or (E, L*F, B)
@@ -228,48 +155,12 @@ class TraderEnsemble(Ensemble):
             inputs = inputs.expand(self.replicas, *inputs.shape)
         hidden = torch.sigmoid(torch.baddbmm(self.bias0, self.weight0, inputs))  # (E, H, B)
         if self.training and self.dropout > 0:
-            hidden = hidden * self._dropout_masks(hidden.shape[-1])
+            width, batch = hidden.shape[1:]
+            hidden = hidden * dropout_masks(self.mask_keys, self.mask_draws, width, batch,
+                                            self.dropout, hidden.dtype)
+            self.mask_draws += mask_outputs(width, batch)
         score = torch.baddbmm(self.bias1, self.weight1, hidden).squeeze(1)  # (E, B)
         return self.head(score)
-
-    def _dropout_masks(self, batch: int) -> torch.Tensor:
-        """Scaled keep-masks ``(E, H, B)``, replica by replica as the solo
-        ``DropoutTrader`` draws its ``(B, H)`` mask (:func:`dropout_mask`), each from the
-        replica's own generator: one ``rand`` call per replica (its generator's stream),
-        then one comparison and scaling for all. Without ``exact_replicas``, from the
-        counter-based streams (:meth:`_counter_masks`)."""
-        if not self.exact_replicas:
-            return self._counter_masks(batch)
-        uniform = torch.empty(self.replicas, batch, self.weight0.shape[1],
-                              device=self.weight0.device)
-        for replica, generator in zip(uniform, self.mask_generators, strict=True):
-            torch.rand(replica.shape, generator=generator, out=replica)
-        return keep_mask_(uniform, self.dropout).transpose(1, 2)
-
-    def _counter_masks(self, batch: int) -> torch.Tensor:
-        """Scaled keep-masks ``(E, H, B)`` from each replica's SplitMix64 stream: the
-        next ``H * B / 4`` outputs (rounded up), each cut into four 16-bit draws, low
-        first, in ``(H, B)`` order. A unit keeps its activation when its draw, a signed
-        16-bit integer, is below the ``1 - dropout`` quantile of that range, so with
-        probability ``1 - dropout`` rounded to a multiple of 2^-16. Hashing is most of
-        the cost, so a draw takes 16 bits, not 32: four draws an output, not two.
-        """
-        hidden = self.weight0.shape[1]
-        size = hidden * batch
-        count = (size + 3) // 4
-        if self._mask_steps is None or len(self._mask_steps) < count:
-            self._mask_steps = torch.arange(count, device=self.mask_keys.device)
-            self._mask_steps.mul_(SPLITMIX_GAMMA)
-        bits = splitmix64(self.mask_keys, self.mask_draws, count, self._mask_steps[:count])
-        self.mask_draws += count
-        draws = bits.view(torch.int16)[:, :size].view(self.replicas, hidden, batch)
-        keep = 1.0 - self.dropout
-        # compared as floats, in place: a bool mask and its conversion cost 3 times more
-        return draws.to(self.weight0.dtype).lt_(round(keep * 2**16) - 2**15).div_(keep)
-
-    def extra_repr(self) -> str:
-        exact = "" if self.exact_replicas else ", exact_replicas=False"
-        return super().extra_repr() + exact
 
     def replica_state(self, index: int) -> dict[str, torch.Tensor]:
         return {
@@ -290,7 +181,7 @@ class FunctionalEnsemble(Ensemble):
 
     def __init__(self, template: WindowPolicy, seeds: int | Sequence[int]) -> None:
         super().__init__(template, seeds)
-        replicas, _ = self._fresh_replicas()
+        replicas = self._fresh_replicas()
         parameters, buffers = stack_module_state(replicas)  # type: ignore[arg-type]
         self._parameter_names, self._buffer_names = list(parameters), list(buffers)
         for name, value in parameters.items():
@@ -325,20 +216,18 @@ class FunctionalEnsemble(Ensemble):
 
 def make_ensemble(
     template: WindowPolicy, seeds: int | Sequence[int], device: torch.device | str | None = None,
-    *, exact_replicas: bool = True,
 ) -> Ensemble:
     """E replicas of ``template``'s architecture (weights from each seed), on ``device``.
 
     Exactly ``NeuralTrader``/``DropoutTrader`` take the batched-matmul path
-    (:class:`TraderEnsemble`, which takes ``exact_replicas``: whether dropout masks are
-    the solo runs'); every other policy the generic ``vmap`` path
-    (:class:`FunctionalEnsemble`, whose masks are never the solo runs').
+    (:class:`TraderEnsemble`); every other policy the generic ``vmap`` path
+    (:class:`FunctionalEnsemble`).
     """
     if type(template) in TraderEnsemble.POLICY_CLASSES:
-        ensemble: Ensemble = TraderEnsemble(template, seeds, exact_replicas=exact_replicas)
+        ensemble: Ensemble = TraderEnsemble(template, seeds)
     else:
         ensemble = FunctionalEnsemble(template, seeds)
     return ensemble.to(device) if device is not None else ensemble
 
 
-__all__ = ["Ensemble", "FunctionalEnsemble", "TraderEnsemble", "make_ensemble", "splitmix64"]
+__all__ = ["Ensemble", "FunctionalEnsemble", "TraderEnsemble", "make_ensemble"]

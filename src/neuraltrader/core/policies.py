@@ -16,6 +16,7 @@ from torch import nn
 
 from .._checks import PositionKind, check_float, check_int, check_position
 from ..errors import ConfigError
+from .masks import dropout_masks, mask_outputs, new_mask_key
 
 
 class PositionHead(nn.Module):
@@ -114,30 +115,14 @@ class NeuralTrader(WindowPolicy):
         return self.head(score)
 
 
-def dropout_mask(
-    shape: tuple[int, ...], rate: float, *, device: torch.device | str | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """A scaled keep-mask of ``shape``: ``1 / (1 - rate)`` with probability ``1 - rate``,
-    else 0, as ``nn.Dropout`` multiplies by. Drawn as ``uniform < 1 - rate`` from
-    ``generator`` (torch's global one by default): on the CPU ``torch.rand`` is about
-    3.5 times faster than the ``bernoulli_`` that ``nn.Dropout`` calls, and dropout
-    masks were half of a dropout ensemble's step."""
-    return keep_mask_(torch.rand(shape, generator=generator, device=device), rate)
-
-
-def keep_mask_(uniform: torch.Tensor, rate: float) -> torch.Tensor:
-    """Turn uniform draws into :func:`dropout_mask`'s scaled keep-mask, in place."""
-    keep = 1.0 - rate
-    return uniform.lt_(keep).div_(keep)
-
-
 class DropoutTrader(NeuralTrader):
     """:class:`NeuralTrader` with dropout (rate ``dropout``) on the hidden layer.
 
     Dropout is active in ``train()`` mode only; ``eval()`` uses the full network. The
-    masks come from :func:`dropout_mask` and torch's global generator, so an
-    ensemble's replica draws exactly the masks of its solo run.
+    masks come from a counter-based stream of the policy's own (:mod:`~neuraltrader.core.masks`),
+    keyed from torch's global generator when the policy is built: the same policy built
+    under ``seeded(s)`` draws the same masks, alone or as replica ``s`` of an ensemble,
+    on any device. ``mask_draws`` counts the stream's outputs used so far.
     """
 
     def __init__(
@@ -151,12 +136,20 @@ class DropoutTrader(NeuralTrader):
     ) -> None:
         super().__init__(lag, hidden, position, features=features)
         self.dropout = check_float("dropout", dropout, lower=0.0, upper=1.0, upper_open=True)
+        # a buffer, so that it moves with the policy and an ensemble's vmap path stacks it;
+        # not persistent: weights files hold weights only
+        self.register_buffer("mask_key", torch.tensor([new_mask_key()]), persistent=False)
+        self.mask_draws = 0
 
     def hidden_features(self, windows: torch.Tensor) -> torch.Tensor:
-        hidden = super().hidden_features(windows)
+        hidden = super().hidden_features(windows)  # (B, H)
         if not self.training or self.dropout == 0:
             return hidden
-        return hidden * dropout_mask(hidden.shape, self.dropout, device=hidden.device)
+        batch, width = hidden.shape
+        masks = dropout_masks(self.mask_key, self.mask_draws, width, batch, self.dropout,
+                              hidden.dtype)  # (1, H, B)
+        self.mask_draws += mask_outputs(width, batch)
+        return hidden * masks[0].T
 
     def init_arguments(self) -> dict[str, object]:
         return super().init_arguments() | {"dropout": self.dropout}
@@ -380,7 +373,7 @@ class TransformerTrader(WindowPolicy):
 
 
 __all__ = [
-    "SATURATION_TOLERANCE", "dropout_mask", "keep_mask_", "saturated", "sinusoidal_encoding",
+    "SATURATION_TOLERANCE", "saturated", "sinusoidal_encoding",
     "DropoutTrader", "EncoderBlock", "LSTMTrader", "LinearTrader", "NeuralTrader",
     "PositionHead", "SelfAttention", "TransformerTrader", "WindowPolicy",
 ]

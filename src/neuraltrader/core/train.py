@@ -305,7 +305,6 @@ def _snapshot(
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "shufflers": [generator.get_state() for generator in shufflers],
-        "masks": [generator.get_state() for generator in getattr(model, "mask_generators", [])],
         "mask_draws": getattr(model, "mask_draws", 0),
         "global_rng": torch.get_rng_state(),
         "history": history[:epochs_done],
@@ -322,11 +321,8 @@ def _restore(
     optimizer.load_state_dict(snapshot["optimizer"])
     for generator, state in zip(shufflers, snapshot["shufflers"], strict=True):
         generator.set_state(state)
-    for generator, state in zip(getattr(model, "mask_generators", []), snapshot["masks"],
-                                strict=True):
-        generator.set_state(state)
-    if hasattr(model, "mask_draws"):  # counter-based dropout streams
-        model.mask_draws = int(snapshot.get("mask_draws", 0))
+    if hasattr(model, "mask_draws"):  # a dropout policy's mask stream
+        model.mask_draws = int(snapshot["mask_draws"])
     torch.set_rng_state(snapshot["global_rng"])
     done = int(snapshot["epochs_done"])
     history[:done] = snapshot["history"].to(history.device)

@@ -77,8 +77,6 @@ class TrainSection(OptimizerSection):
     batch_size: int | None = setting(1000, ge=1, help="windows per step; unset: full batch")
     seeds: int = setting(1, ge=1, le=MAX_SEEDS, help="replicas, trained as one ensemble; "
                          "figures are their mean, *_std their spread")
-    exact_replicas: bool = setting(True, help="an MLP replica's dropout masks are its solo "
-                                   "run's; false: all replicas' drawn at once (faster)")
     shuffle: bool = setting(True, help="a fresh batch order every epoch")
     patience: int | None = setting(None, ge=1, help="early stopping: epochs without a better "
                                    "validation figure before a replica stops (best kept)")

@@ -117,7 +117,7 @@ def fit_replicas(
     settings = config.train
     ensemble = make_ensemble(
         template, [config.seed + s for s in range(settings.seeds)],
-        device=resolve_device(settings.device), exact_replicas=settings.exact_replicas,
+        device=resolve_device(settings.device),
     )
     started = time.perf_counter()
     history = fit(
