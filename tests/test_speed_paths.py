@@ -1,12 +1,14 @@
-"""The fast paths of training, each against what it replaces: the foreach RMSprop
-step against torch's."""
+"""The fast paths of training, each against what it replaces, to the bit: the foreach
+RMSprop step against torch's, the batched MLP's written-out gradient against autograd's."""
 
 import copy
 
+import pytest
 import torch
 
-from neuraltrader import NeuralTrader
+from neuraltrader import DropoutTrader, NeuralTrader
 from neuraltrader.core.ensemble import TraderEnsemble
+from neuraltrader.core.masks import dropout_masks
 from neuraltrader.core.train import RMSprop, train_epoch
 
 
@@ -46,3 +48,37 @@ def test_foreach_rmsprop_falls_back_to_torchs_step(momentum_windows):
     train_epoch(model, plain, windows, targets, batch_size=700)
     plain.step()
     assert all(float(state["step"]) == 4 for state in plain.state.values())
+
+
+def autograd_scores(ensemble, windows, masks):
+    """The batched MLP as plain autograd expressions: what ``_HiddenLayers`` replaces."""
+    inputs = windows.transpose(-1, -2)
+    if inputs.ndim == 2:
+        inputs = inputs.expand(ensemble.replicas, *inputs.shape)
+    hidden = torch.sigmoid(torch.baddbmm(ensemble.bias0, ensemble.weight0, inputs))
+    if masks is not None:
+        hidden = hidden * masks
+    return ensemble.head(torch.baddbmm(ensemble.bias1, ensemble.weight1, hidden).squeeze(1))
+
+
+@pytest.mark.parametrize("template", [
+    NeuralTrader(4, 5), DropoutTrader(4, 7, 0.3), NeuralTrader(6, 3, "long_short")])
+@pytest.mark.parametrize("replicas", [1, 3, 64])
+@pytest.mark.parametrize("shared", [True, False])
+def test_written_out_gradient_is_autograds_to_the_bit(template, replicas, shared):
+    generator = torch.Generator().manual_seed(replicas)
+    shape = (500, template.inputs) if shared else (replicas, 500, template.inputs)
+    windows, targets = torch.randn(shape, generator=generator), torch.randn(replicas, 500)
+    ensemble = TraderEnsemble(template, replicas).train()
+    start = getattr(ensemble, "mask_draws", 0)
+    positions = ensemble(windows)
+    masks = (dropout_masks(ensemble.mask_keys, start, ensemble.weight0.shape[1], 500,
+                           ensemble.dropout) if ensemble.dropout else None)
+    (positions * targets).mean(-1).sum().backward()
+    written = [parameter.grad for parameter in ensemble.parameters()]
+    ensemble.zero_grad()
+    expected = autograd_scores(ensemble, windows, masks)
+    (expected * targets).mean(-1).sum().backward()
+    assert torch.equal(positions, expected)
+    for mine, reference in zip(written, ensemble.parameters(), strict=True):
+        assert torch.equal(mine, reference.grad)
