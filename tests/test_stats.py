@@ -40,6 +40,7 @@ def test_p_values_are_uniform_under_the_null():
 # ---- multiple testing ----------------------------------------------------------------
 
 from neuraltrader.evaluation.stats import (  # noqa: E402
+    bootstrap_means,
     deflated_sharpe_ratio,
     probability_of_backtest_overfitting,
     sharpe_ratio,
@@ -107,6 +108,21 @@ def test_stationary_bootstrap_variance_matches_its_draws():
     draws = StationaryBootstrap(4.0, values, seed=0).apply(lambda s: s.mean(0), 20_000)
     np.testing.assert_allclose(stationary_bootstrap_variance(values, 4.0),
                                400 * draws.var(0), rtol=0.03)
+
+
+@pytest.mark.parametrize("reps", [1, 7, 700])
+def test_bootstrap_means_are_arch_resamples_counted(reps, monkeypatch):
+    """The same draws as arch's ``apply``, in order (chunks of draws included)."""
+    from arch.bootstrap import StationaryBootstrap
+
+    import neuraltrader.evaluation.stats as stats_module
+
+    monkeypatch.setattr(stats_module, "BOOTSTRAP_CHUNK", 3 * 250)  # three draws a chunk
+    values = np.random.default_rng(3).standard_normal((250, 3))
+    resampled = StationaryBootstrap(5.0, values, seed=2).apply(lambda s: s.mean(0), reps)
+    counted = bootstrap_means(StationaryBootstrap(5.0, values, seed=2), values, reps)
+    assert counted.shape == (reps, 3)
+    np.testing.assert_allclose(counted, resampled, rtol=0, atol=1e-14)
 
 
 def test_spa_with_one_strategy_is_the_one_sided_test():

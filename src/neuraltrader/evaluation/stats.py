@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -223,6 +224,28 @@ def stationary_bootstrap_variance(values: np.ndarray, block_size: float) -> np.n
     return autocovariance[0] + 2 * (kernel[:, None] * autocovariance[1:]).sum(0)
 
 
+BOOTSTRAP_CHUNK = 2**21  # counts held at once: 16 MB of float64
+
+
+def bootstrap_means(bootstrap: Any, values: np.ndarray, reps: int) -> np.ndarray:
+    """Column means of ``reps`` resamples of ``values`` ``(T, K)`` → ``(reps, K)``: those
+    of ``bootstrap.apply(lambda sample: sample.mean(0), reps)`` (the same draws, in
+    order, from the arch bootstrap ``bootstrap``), equal to rounding.
+
+    Each resample is counted, not gathered: a row of counts ``(T,)`` per draw, and the
+    means are one matrix product of the counts with ``values`` per chunk of draws,
+    about twice as fast as resampling ``values`` draw by draw.
+    """
+    n = len(values)
+    chunk = max(1, BOOTSTRAP_CHUNK // n)
+    means = np.empty((reps, values.shape[1]))
+    for start in range(0, reps, chunk):
+        counts = np.stack([np.bincount(bootstrap.update_indices(), minlength=n)
+                           for _ in range(min(chunk, reps - start))])
+        means[start : start + len(counts)] = counts @ values / n
+    return means
+
+
 def spa_test(
     differentials: np.ndarray,
     *,
@@ -265,7 +288,7 @@ def spa_test(
         block_size = max(1.0, float(lengths.mean()))
     bootstrap = StationaryBootstrap(block_size, values, seed=seed)
     means = values.mean(0)
-    resampled = bootstrap.apply(lambda sample: sample.mean(0), reps)  # (reps, K)
+    resampled = bootstrap_means(bootstrap, values, reps)  # (reps, K)
     scale = np.sqrt(np.clip(stationary_bootstrap_variance(values, block_size), 0, None))
     usable &= scale > 0
     safe_scale = np.where(usable, scale, 1.0)
@@ -287,7 +310,8 @@ def spa_test(
 
 
 __all__ = [
-    "SIGNIFICANCE", "deflated_sharpe_ratio", "one_sided_p_value", "per_series_gains",
+    "SIGNIFICANCE", "bootstrap_means", "deflated_sharpe_ratio", "one_sided_p_value",
+    "per_series_gains",
     "probability_of_backtest_overfitting", "sharpe_ratio", "spa_test",
     "stationary_bootstrap_variance",
 ]
