@@ -1,5 +1,6 @@
-"""The fast paths of training, each against what it replaces, to the bit: the foreach
-RMSprop step against torch's, the batched MLP's written-out gradient against autograd's."""
+"""The fast paths of training, each against what it replaces, to the bit: the lean
+RMSprop and Adam steps against torch's, the batched MLP's written-out gradient against
+autograd's."""
 
 import copy
 
@@ -9,32 +10,57 @@ import torch
 from neuraltrader import DropoutTrader, NeuralTrader
 from neuraltrader.core.ensemble import TraderEnsemble
 from neuraltrader.core.masks import dropout_masks
-from neuraltrader.core.train import RMSprop, train_epoch
+from neuraltrader.core.optimizers import Adam, RMSprop
+from neuraltrader.core.train import train_epoch
 
 
 def small(windows, rows=2100):
     return tuple(tensor[:rows] for tensor in windows)
 
 
-def test_foreach_rmsprop_steps_as_torchs(momentum_windows):
-    """Bit for bit, state included: the same elementwise arithmetic, less Python."""
+LEAN = {"rmsprop": (RMSprop, torch.optim.RMSprop, ("square_avg",)),
+        "adam": (Adam, torch.optim.Adam, ("exp_avg", "exp_avg_sq"))}
+
+
+@pytest.mark.parametrize("name", list(LEAN))
+@pytest.mark.parametrize("make", [lambda: NeuralTrader(4, 5),
+                                  lambda: TraderEnsemble(NeuralTrader(4, 5), 3)])
+def test_lean_steps_are_torchs_to_the_bit(momentum_windows, name, make):
+    """Weights and state: the same elementwise arithmetic, less Python."""
+    lean, reference, moments = LEAN[name]
     windows, targets = small(momentum_windows["train"])
-    for make in (lambda: NeuralTrader(4, 5), lambda: TraderEnsemble(NeuralTrader(4, 5), 3)):
-        ours = make()
-        theirs = copy.deepcopy(ours)
-        optimizers = (RMSprop(ours.parameters(), lr=0.01),
-                      torch.optim.RMSprop(theirs.parameters(), lr=0.01))
-        for model, optimizer in zip((ours, theirs), optimizers, strict=True):
-            for _ in range(3):
-                train_epoch(model, optimizer, windows, targets, batch_size=500)
-        for mine, reference in zip(ours.parameters(), theirs.parameters(), strict=True):
-            assert torch.equal(mine, reference)
-        mine, reference = (optimizer.state_dict() for optimizer in optimizers)
-        assert mine["state"].keys() == reference["state"].keys()
-        for index, state in reference["state"].items():
-            assert torch.equal(mine["state"][index]["square_avg"], state["square_avg"])
-            assert torch.equal(mine["state"][index]["step"], state["step"])
-            assert float(state["step"]) == 3 * 5
+    ours = make()
+    theirs = copy.deepcopy(ours)
+    optimizers = lean(ours.parameters(), lr=0.01), reference(theirs.parameters(), lr=0.01)
+    for model, optimizer in zip((ours, theirs), optimizers, strict=True):
+        for _ in range(3):
+            train_epoch(model, optimizer, windows, targets, batch_size=500)
+    for mine, expected in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(mine, expected)
+    mine, expected = (optimizer.state_dict() for optimizer in optimizers)
+    assert mine["state"].keys() == expected["state"].keys()
+    for index, state in expected["state"].items():
+        assert float(state["step"]) == 3 * 5
+        for key in ("step", *moments):
+            assert torch.equal(mine["state"][index][key], state[key])
+
+
+def test_a_parameter_that_skipped_steps_takes_torchs_step():
+    """Adam corrects each parameter by its own step count: unequal counts go to torch."""
+    model = NeuralTrader(4, 5)
+    reference = copy.deepcopy(model)
+    optimizers = Adam(model.parameters(), lr=0.01), torch.optim.Adam(reference.parameters(),
+                                                                        lr=0.01)
+    windows = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
+    for step in range(3):
+        for net, optimizer in zip((model, reference), optimizers, strict=True):
+            optimizer.zero_grad()
+            net(windows).sum().backward()
+            if step == 0:
+                net.linear1.bias.grad = None  # skipped its first step
+            getattr(optimizer, "unhooked_step", optimizer.step)()
+    for mine, expected in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(mine, expected)
 
 
 def test_foreach_rmsprop_falls_back_to_torchs_step(momentum_windows):

@@ -10,7 +10,7 @@ single policy (statistics of shape ``()``) or an
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import pandas as pd
@@ -19,90 +19,16 @@ from torch import nn
 from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
-from .._checks import check_choice, check_float, check_int, check_tensor
+from .._checks import check_int, check_tensor
 from .._random import Seed, as_generator
 from ..errors import DataError, TrainingError
 from .ensemble import Ensemble, make_ensemble
 from .objectives import Objective, mean_return
+from .optimizers import make_optimizer
 
 WindowData = tuple[torch.Tensor, torch.Tensor] | TensorDataset
 
 HISTORY_COLUMNS = ["train_recom", "train_return", "valid_recom", "valid_return"]
-
-
-class RMSprop(torch.optim.RMSprop):
-    """``torch.optim.RMSprop`` with a lean step for :func:`train_epoch`:
-    :meth:`unhooked_step`, at torch's defaults but ``lr`` (what :func:`make_optimizer`
-    builds), is one ``torch._foreach_*`` call per operation.
-
-    The arithmetic per element is torch's own step's, so results and state are bit for
-    bit torch's. What goes is the per-parameter Python and the wrapper around ``step``:
-    torch's step is half of a small policy's training step on the CPU, this one a
-    quarter.
-    """
-
-    def _lean(self) -> bool:
-        group = self.param_groups[0]
-        return len(self.param_groups) == 1 and not (
-            group["momentum"] or group["centered"] or group["weight_decay"] or group["maximize"]
-            or group["differentiable"] or group["capturable"] or torch.is_tensor(group["lr"])
-        )
-
-    @torch.no_grad()
-    def unhooked_step(self, closure: Any = None) -> Any:
-        """:meth:`step` without what torch wraps every optimizer's ``step`` in (step
-        hooks and a profiler label, a tenth of a small policy's training step). Other
-        settings, or a closure, take :meth:`step`."""
-        if closure is not None or not self._lean():
-            return self.step(closure)
-        group = self.param_groups[0]
-        params, grads, averages, steps = [], [], [], []
-        for parameter in group["params"]:
-            if parameter.grad is None:
-                continue
-            state = self.state[parameter]
-            if not state:  # as torch's step starts
-                state["step"] = torch.zeros(())
-                state["square_avg"] = torch.zeros_like(parameter,
-                                                       memory_format=torch.preserve_format)
-            params.append(parameter)
-            grads.append(parameter.grad)
-            averages.append(state["square_avg"])
-            steps.append(state["step"])
-        if not params:
-            return None
-        alpha = group["alpha"]
-        torch._foreach_add_(steps, 1)
-        torch._foreach_mul_(averages, alpha)
-        torch._foreach_addcmul_(averages, grads, grads, value=1 - alpha)
-        denominators = torch._foreach_sqrt(averages)
-        torch._foreach_add_(denominators, group["eps"])
-        torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
-        return None
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        if not set_to_none:
-            super().zero_grad(set_to_none)
-            return
-        for group in self.param_groups:  # torch's, less its profiler label
-            for parameter in group["params"]:
-                parameter.grad = None
-
-
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
-    "rmsprop": RMSprop,
-    "adam": torch.optim.Adam,
-    "sgd": torch.optim.SGD,
-}
-
-
-def make_optimizer(
-    name: str, parameters: Iterable[nn.Parameter], lr: float
-) -> torch.optim.Optimizer:
-    """Build optimizer ``name`` (``rmsprop``, ``adam`` or ``sgd``) with learning rate ``lr``."""
-    check_choice("optimizer", name, tuple(OPTIMIZERS))
-    check_float("lr", lr, lower=0.0, lower_open=True)
-    return OPTIMIZERS[name](parameters, lr=lr)
 
 
 def as_window_pair(
@@ -210,7 +136,7 @@ def train_epoch(
     model.train()
     recoms, gains = [], []
     descent = None
-    step = getattr(optimizer, "unhooked_step", optimizer.step)  # this module's RMSprop
+    step = getattr(optimizer, "unhooked_step", optimizer.step)  # see core.optimizers
     for batch_windows, batch_targets in _batches(windows, targets, batch_size, order):
         positions = model(batch_windows)
         gain = objective(positions, batch_targets)
@@ -496,6 +422,5 @@ def _history_frame(
 
 
 __all__ = [
-    "HISTORY_COLUMNS", "RMSprop", "TrainingState", "evaluate", "fit", "make_optimizer",
-    "train_epoch",
+    "HISTORY_COLUMNS", "TrainingState", "evaluate", "fit", "train_epoch",
 ]

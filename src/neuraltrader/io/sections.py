@@ -18,7 +18,7 @@ import torch
 from .._checks import PositionKind
 from ..core.device import resolve_device
 from ..core.objectives import OBJECTIVES
-from ..core.train import OPTIMIZERS
+from ..core.optimizers import OPTIMIZERS
 from ..errors import ConfigError
 from .checkpoint import MAX_DIMENSION, MAX_SEEDS
 from .config import setting

@@ -36,9 +36,9 @@ from ..core.device import resolve_device
 from ..core.ensemble import Ensemble
 from ..core.memory import FLOAT_BYTES, check_memory, training_bytes
 from ..core.objectives import OBJECTIVES, make_objective
+from ..core.optimizers import OPTIMIZERS
 from ..core.policies import WindowPolicy, saturated
 from ..core.registry import policy_names, policy_spec
-from ..core.train import OPTIMIZERS
 from ..core.windows import FEATURE_SETS, feature_windows
 from ..data.market import BUNDLED, FILLS, KINDS, MarketData, load, load_csv
 from ..data.placebo import random_sign_copy

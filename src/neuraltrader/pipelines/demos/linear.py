@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ..._random import Seed, as_generator, derive_seed, seeded
 from ...core.device import resolve_device
-from ...core.train import make_optimizer
+from ...core.optimizers import make_optimizer
 from ...io.config import Config, setting
 from ...io.sections import OptimizerSection
 from ...report import plot_panels
