@@ -120,6 +120,23 @@ def test_a_subclass_never_takes_the_fast_path(momentum_windows):
     assert isinstance(make_ensemble(NeuralTrader(4, 5), 2), TraderEnsemble)
 
 
+def test_the_lstm_runs_replica_by_replica_as_it_runs_alone(momentum_windows):
+    """vmap cannot batch nn.LSTM's kernel: each replica runs it on its slice of the
+    stacked weights, so its training is its solo run's to the bit."""
+    train, valid = small(momentum_windows["train"], 700), momentum_windows["valid"]
+    template = POLICIES["lstm"].policy_class(4, hidden=3, position="long_short")
+    ensemble = make_ensemble(template, [2, 5])
+    assert isinstance(ensemble, FunctionalEnsemble) and ensemble.path == "per-replica"
+    settings = {"epochs": 3, "batch_size": 350, "optimizer": "adam", "progress": False}
+    history = fit(ensemble, train, valid, **settings)
+    for index, seed in enumerate([2, 5]):
+        model, solo = solo_run(template, seed, train, valid, **settings)
+        replica = history[history.seed == seed].drop(columns="seed").reset_index(drop=True)
+        pd.testing.assert_frame_equal(replica, solo, check_dtype=False, rtol=0, atol=0)
+        for key, value in model.state_dict().items():
+            assert torch.equal(ensemble.replica(index).state_dict()[key], value)
+
+
 # rtol 1e-4 / atol 1e-5: replicas run batched (vmap, baddbmm) kernels, the solo run
 # plain ones; the same arithmetic in another summation order
 @pytest.mark.parametrize("name", [*POLICIES, "user"])

@@ -88,13 +88,27 @@ def test_the_mlp_reads_the_window_day_major():
     torch.testing.assert_close(policy(changed), policy(windows), rtol=0, atol=0)
 
 
+def lstm_cell_written_out(lstm, days):
+    """The LSTM recursion over ``days`` ``(B, L, F)``, oldest first, with ``nn.LSTM``'s
+    weights and gate order (input, forget, cell, output): its last hidden state."""
+    state = cell = days.new_zeros(days.shape[0], lstm.hidden_size)
+    for day in days.unbind(1):
+        gates = day @ lstm.weight_ih_l0.T + lstm.bias_ih_l0 + state @ lstm.weight_hh_l0.T \
+            + lstm.bias_hh_l0
+        write, forget, candidate, read = gates.chunk(4, dim=-1)
+        cell = forget.sigmoid() * cell + write.sigmoid() * candidate.tanh()
+        state = read.sigmoid() * cell.tanh()
+    return state
+
+
 @pytest.mark.parametrize("features", [1, 3])
-def test_the_unrolled_lstm_is_nn_lstm(features):
+def test_the_lstm_reads_each_window_day_by_day(features):
+    """Day-major windows (day 0's F features first) are L steps of F inputs."""
     with seeded(4):
         policy = LSTMTrader(6, 5, features=features)
     windows = torch.randn(9, 6 * features, generator=torch.Generator().manual_seed(5))
-    _, (last, _) = policy.lstm(windows.view(9, 6, features))
-    torch.testing.assert_close(policy.last_state(windows), last[0], rtol=1e-5, atol=1e-6)
+    expected = lstm_cell_written_out(policy.lstm, windows.view(9, 6, features))
+    torch.testing.assert_close(policy.last_state(windows), expected, rtol=1e-5, atol=1e-6)
 
 
 class MeanTrader(WindowPolicy):

@@ -11,7 +11,8 @@ Two paths compute the same thing:
 - :class:`FunctionalEnsemble`, the generic path, for every other
   :class:`~neuraltrader.core.policies.WindowPolicy`: ``torch.func.stack_module_state`` +
   ``functional_call`` under ``vmap(randomness="different")``, so the replicas run the
-  policy's own ``forward``.
+  policy's own ``forward``; replica by replica for a policy ``vmap`` cannot batch (the
+  LSTM, whose fused ``nn.LSTM`` kernel beats a vmapped cell written out).
 
 :func:`make_ensemble` picks the path. Replica ``s`` starts from the weights the policy
 gets under ``seeded(s)`` and shuffles with seed ``s``, so it reproduces the policy
@@ -210,6 +211,10 @@ class FunctionalEnsemble(Ensemble):
     """Replicas of any :class:`WindowPolicy`, run through the policy's own ``forward``
     with ``torch.func.vmap`` over stacked parameters (the generic path).
 
+    A policy whose ``forward`` ``vmap`` cannot batch (``batches_with_vmap = False``:
+    the LSTM, whose ``nn.LSTM`` kernel has no batching rule) runs replica by replica
+    instead, on slices of the same stacked parameters (``path`` ``"per-replica"``).
+
     Parameters and buffers are registered under the policy's names with ``.`` written
     as ``__`` (``lstm.weight_ih_l0`` → ``lstm__weight_ih_l0``), each ``(E, ...)``.
     """
@@ -218,6 +223,8 @@ class FunctionalEnsemble(Ensemble):
 
     def __init__(self, template: WindowPolicy, seeds: int | Sequence[int]) -> None:
         super().__init__(template, seeds)
+        if not template.batches_with_vmap:
+            self.path = "per-replica"
         replicas = self._fresh_replicas()
         parameters, buffers = stack_module_state(replicas)  # type: ignore[arg-type]
         self._parameter_names, self._buffer_names = list(parameters), list(buffers)
@@ -238,6 +245,9 @@ class FunctionalEnsemble(Ensemble):
         parameters = {n: getattr(self, self._attribute(n)) for n in self._parameter_names}
         buffers = {n: getattr(self, self._attribute(n)) for n in self._buffer_names}
 
+        if self.path == "per-replica":
+            return self._replica_by_replica(base, parameters, buffers, windows)
+
         def call(parameters, buffers, windows):  # type: ignore[no-untyped-def]
             return functional_call(base, (parameters, buffers), (windows,))
 
@@ -245,6 +255,21 @@ class FunctionalEnsemble(Ensemble):
         return vmap(call, in_dims=(0, 0, shared), randomness="different")(
             parameters, buffers, windows
         )
+
+    def _replica_by_replica(
+        self, base: WindowPolicy, parameters: dict[str, torch.Tensor],
+        buffers: dict[str, torch.Tensor], windows: torch.Tensor,
+    ) -> torch.Tensor:
+        """Each replica's ``forward`` in turn, on its slices of the stacked tensors (their
+        gradients reach the stacked parameters), stacked into ``(E, B)``."""
+        inputs = windows.unbind(0) if windows.ndim == 3 else [windows] * self.replicas
+        sliced = [{name: tensor.unbind(0) for name, tensor in group.items()}
+                  for group in (parameters, buffers)]
+        return torch.stack([
+            functional_call(base, tuple({name: slices[index] for name, slices in group.items()}
+                                        for group in sliced), (inputs[index],))
+            for index in range(self.replicas)
+        ])
 
     def replica_state(self, index: int) -> dict[str, torch.Tensor]:
         names = self._parameter_names + self._buffer_names

@@ -57,6 +57,8 @@ class WindowPolicy(nn.Module):
     (every built-in policy does); one that does not keeps ``features = 1``.
     """
 
+    batches_with_vmap = True  # False: an ensemble's generic path runs replicas in turn
+
     def __init__(self, lag: int, position: PositionKind, features: int = 1) -> None:
         super().__init__()
         self.lag = check_int("lag", lag, minimum=1)
@@ -178,7 +180,13 @@ class LinearTrader(WindowPolicy):
 class LSTMTrader(WindowPolicy):
     """An LSTM read over the window, one step per day (F inputs), oldest day first; its
     last hidden state → Linear(H, 1) → position head. Shapes: ``(B, L*F)`` → ``(B,)``.
+
+    The LSTM is ``nn.LSTM``'s own kernel (oneDNN's on the CPU, cuDNN's on a GPU), which
+    ``vmap`` cannot batch: an ensemble runs its replicas one after another
+    (``batches_with_vmap``).
     """
+
+    batches_with_vmap = False
 
     def __init__(
         self, lag: int = 20, hidden: int = 8, position: PositionKind = "long", *,
@@ -196,35 +204,9 @@ class LSTMTrader(WindowPolicy):
         return self.head(self.linear(self.last_state(windows)).squeeze(-1))
 
     def last_state(self, windows: torch.Tensor) -> torch.Tensor:
-        """The LSTM's hidden state after the window's last day, ``(B, L*F)`` → ``(B, H)``.
-
-        The cell is unrolled here with ``nn.LSTM``'s own weights and gate order (input,
-        forget, cell, output) rather than calling ``nn.LSTM``: ``vmap`` has no batching
-        rule for ``aten::lstm``, and this way a replica of an ensemble runs exactly the
-        arithmetic of the policy trained alone.
-        """
-        lstm = self.lstm
-        hidden = self.hidden
-        # every step's input term at once, time-major so that each step's slice is
-        # contiguous: (L, B, 4H)
-        bias = lstm.bias_ih_l0 + lstm.bias_hh_l0
-        if self.features == 1:
-            # a product, not a matmul: one-input results (and gradients) stay bit-for-bit
-            # those of the policy before it took several features
-            inputs = windows.T.unsqueeze(-1) * lstm.weight_ih_l0.squeeze(-1) + bias
-        else:
-            days = windows.unflatten(-1, (self.lag, self.features)).transpose(0, 1)  # (L, B, F)
-            inputs = days @ lstm.weight_ih_l0.T + bias
-        state = cell = windows.new_zeros(windows.shape[0], hidden)
-        # unbind, not inputs[step]: each select's backward fills a zero (L, B, 4H)
-        for step_input in inputs.unbind(0):
-            gates = step_input + state @ lstm.weight_hh_l0.T
-            # one sigmoid over all four gates (the candidate's is unused): fewer kernels
-            write, forget, _, read = torch.sigmoid(gates).chunk(4, dim=-1)
-            candidate = torch.tanh(gates[..., 2 * hidden : 3 * hidden])
-            cell = forget * cell + write * candidate
-            state = read * torch.tanh(cell)
-        return state
+        """The LSTM's hidden state after the window's last day, ``(B, L*F)`` → ``(B, H)``."""
+        _, (state, _) = self.lstm(windows.unflatten(-1, (self.lag, self.features)))
+        return state[0]
 
 
 def sinusoidal_encoding(length: int, width: int) -> torch.Tensor:
