@@ -66,7 +66,7 @@ def test_the_key_comes_from_the_seed():
     keys = []
     for seed in (1, 1, 2):
         with seeded(seed):
-            keys.append(int(DropoutTrader(4, 5).mask_key))
+            keys.append(int(DropoutTrader(4, 5).mask_keys))
     assert keys[0] == keys[1] != keys[2]
     # the key is drawn after the weights: they are NeuralTrader's under the same seed
     with seeded(1):
@@ -74,7 +74,7 @@ def test_the_key_comes_from_the_seed():
     with seeded(1):
         dropout = DropoutTrader(4, 5)
     assert torch.equal(plain.linear0.weight, dropout.linear0.weight)
-    assert "mask_key" not in dropout.state_dict()  # weights files hold weights only
+    assert "mask_keys" not in dropout.state_dict()  # weights files hold weights only
 
 
 def test_a_replica_draws_its_solo_runs_masks_bit_for_bit():
@@ -82,7 +82,7 @@ def test_a_replica_draws_its_solo_runs_masks_bit_for_bit():
     with seeded(7):
         solo = DropoutTrader(4, 5, 0.3).train()
     ensemble = TraderEnsemble(DropoutTrader(4, 5, 0.3), [2, 7, 0]).train()
-    assert int(ensemble.mask_keys[1]) == int(solo.mask_key)
+    assert int(ensemble.mask_keys[1]) == int(solo.mask_keys)
     for step in range(1, 4):  # the streams move on alike
         hidden = solo.hidden_features(windows)  # (B, H), dropped out
         full = torch.sigmoid(solo.linear0(windows))
@@ -109,17 +109,30 @@ class WiderDropout(DropoutTrader):
     """A subclass: its ensemble takes the generic vmap path."""
 
 
-def test_the_vmap_path_draws_each_replicas_own_masks():
-    windows = torch.randn(50, 4, generator=torch.Generator().manual_seed(0))
-    ensemble = make_ensemble(WiderDropout(4, 5, 0.5), [3, 5])
+class DropoutInTurn(DropoutTrader):
+    """A subclass whose ensembles run replica by replica."""
+
+    batches_with_vmap = False
+
+
+@pytest.mark.parametrize("policy_class", [WiderDropout, DropoutInTurn])
+def test_the_generic_paths_draw_each_replicas_own_masks(policy_class):
+    generator = torch.Generator().manual_seed(0)
+    windows = torch.randn(50, 4, generator=generator)
+    ensemble = make_ensemble(policy_class(4, 5, 0.5), [3, 5]).train()
     assert isinstance(ensemble, FunctionalEnsemble)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no batching-rule fallback
-        positions = ensemble.train()(windows)
+        steps = [ensemble(windows), ensemble(torch.stack([windows, -windows]))]
+    assert ensemble.mask_draws == 2 * mask_outputs(5, 50)  # the streams moved on once a step
     for index, seed in enumerate([3, 5]):
         with seeded(seed):
-            solo = WiderDropout(4, 5, 0.5).train()
-        torch.testing.assert_close(positions[index], solo(windows))
+            solo = policy_class(4, 5, 0.5).train()
+        torch.testing.assert_close(steps[0][index], solo(windows))
+        torch.testing.assert_close(steps[1][index], solo(windows if index == 0 else -windows))
+        copy = ensemble.replica(index).train()  # its stream goes on where the replica's is
+        assert set(copy.state_dict()) == set(solo.state_dict())
+        torch.testing.assert_close(copy(windows), solo(windows))
 
 
 class MemoryState:
@@ -138,12 +151,25 @@ class MemoryState:
         self.saved[state["epochs_done"]] = copy.deepcopy(state)
 
 
-def test_a_resumed_dropout_run_ends_as_an_uninterrupted_one(momentum_windows):
+@pytest.mark.parametrize("build", [
+    lambda: TraderEnsemble(DropoutTrader(4, 5, 0.3), [1, 2]),
+    lambda: make_ensemble(WiderDropout(4, 5, 0.3), [1, 2]),
+    lambda: DropoutTrader(4, 5, 0.3),  # alone: its key is kept with the state
+], ids=["batched", "vmap", "alone"])
+def test_a_resumed_dropout_run_ends_as_an_uninterrupted_one(momentum_windows, build):
     train, valid = small(momentum_windows["train"]), momentum_windows["valid"]
-    template = DropoutTrader(4, 5, 0.3)
     state = MemoryState()
-    whole = fit(TraderEnsemble(template, [1, 2]), train, valid, state=state, **SETTINGS)
+    with seeded(1):
+        whole = fit(build(), train, valid, state=state, generator=0, **SETTINGS)
     assert state.saved[2]["mask_draws"] == 2 * 3 * mask_outputs(5, 700)  # 2100 rows: 3 steps
     state.resume_at = 2
-    resumed = fit(TraderEnsemble(template, [1, 2]), train, valid, state=state, **SETTINGS)
+    with seeded(2):  # another process: the policy is built with another key
+        resumed = fit(build(), train, valid, state=state, generator=0, **SETTINGS)
     pd.testing.assert_frame_equal(resumed, whole)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_the_masks_are_the_same_on_a_gpu():
+    keys = torch.tensor([3, 2**61 + 5])
+    torch.testing.assert_close(dropout_masks(keys.cuda(), 7, 5, 999, 0.3).cpu(),
+                               dropout_masks(keys, 7, 5, 999, 0.3), rtol=0, atol=0)

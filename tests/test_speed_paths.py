@@ -63,6 +63,20 @@ def test_a_parameter_that_skipped_steps_takes_torchs_step():
         assert torch.equal(mine, expected)
 
 
+@pytest.mark.parametrize("options", [{"amsgrad": True}, {"weight_decay": 0.1},
+                                     {"maximize": True}, {"foreach": True}])
+def test_other_adam_settings_take_torchs_step(momentum_windows, options):
+    windows, targets = small(momentum_windows["train"])
+    model = NeuralTrader(4, 5)
+    reference = copy.deepcopy(model)
+    ours = Adam(model.parameters(), lr=0.01, **options)
+    theirs = torch.optim.Adam(reference.parameters(), lr=0.01, **options)
+    for net, optimizer in ((model, ours), (reference, theirs)):
+        train_epoch(net, optimizer, windows, targets, batch_size=700)
+    for mine, expected in zip(model.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(mine, expected)
+
+
 def test_foreach_rmsprop_falls_back_to_torchs_step(momentum_windows):
     windows, targets = small(momentum_windows["train"])
     model = NeuralTrader(4, 5)
@@ -95,6 +109,7 @@ def test_written_out_gradient_is_autograds_to_the_bit(template, replicas, shared
     generator = torch.Generator().manual_seed(replicas)
     shape = (500, template.inputs) if shared else (replicas, 500, template.inputs)
     windows, targets = torch.randn(shape, generator=generator), torch.randn(replicas, 500)
+    windows.requires_grad_()  # a saliency map: the windows' gradient too
     ensemble = TraderEnsemble(template, replicas).train()
     start = getattr(ensemble, "mask_draws", 0)
     positions = ensemble(windows)
@@ -102,9 +117,11 @@ def test_written_out_gradient_is_autograds_to_the_bit(template, replicas, shared
                            ensemble.dropout) if ensemble.dropout else None)
     (positions * targets).mean(-1).sum().backward()
     written = [parameter.grad for parameter in ensemble.parameters()]
+    written_windows, windows.grad = windows.grad, None
     ensemble.zero_grad()
     expected = autograd_scores(ensemble, windows, masks)
     (expected * targets).mean(-1).sum().backward()
     assert torch.equal(positions, expected)
     for mine, reference in zip(written, ensemble.parameters(), strict=True):
         assert torch.equal(mine, reference.grad)
+    torch.testing.assert_close(written_windows, windows.grad)  # not needed to the bit

@@ -10,7 +10,7 @@ reference policies) → :mod:`.evaluation` (metrics, statistics, verdicts) and :
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import importlib
 from typing import Any

@@ -1,5 +1,5 @@
 """The learning core: windows and input features, trading signals, policies and their
-registry, ensembles, objectives, fit.
+registry, dropout mask streams, ensembles, objectives, optimizers, fit.
 
 Imports nothing above it (``errors``, ``_checks`` and ``_random`` only).
 """

@@ -29,6 +29,7 @@ so replicas are reproducible there but do not equal a CPU solo run.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -97,11 +98,15 @@ class Ensemble(nn.Module):
         raise NotImplementedError
 
     def replica(self, index: int) -> WindowPolicy:
-        """Replica ``index`` as a stand-alone policy (a copy, on the CPU), in eval mode."""
+        """Replica ``index`` as a stand-alone policy (a copy, on the CPU), in eval mode;
+        a dropout policy's mask stream goes on where the replica's has got to."""
         model = self.policy_class(**self.arguments)
         state = {name: value.detach().cpu().clone()
                  for name, value in self.replica_state(index).items()}
         model.load_state_dict(state)
+        if hasattr(model, "mask_keys"):
+            model.mask_keys.copy_(self.mask_keys[index].reshape(-1))
+            model.mask_draws = self.mask_draws
         return model.eval()
 
     def extra_repr(self) -> str:
@@ -127,13 +132,13 @@ class _HiddenLayers(torch.autograd.Function):
     def forward(ctx, inputs, weight0, bias0, weight1, bias1, masks):  # type: ignore[no-untyped-def]
         hidden = torch.baddbmm(bias0, weight0, inputs).sigmoid_()  # (E, H, B)
         dropped = hidden if masks is None else hidden * masks
-        ctx.save_for_backward(inputs, weight1, hidden, dropped, masks)
+        ctx.save_for_backward(inputs, weight0, weight1, hidden, dropped, masks)
         return torch.baddbmm(bias1, weight1, dropped)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_score):  # type: ignore[no-untyped-def]
-        inputs, weight1, hidden, dropped, masks = ctx.saved_tensors
+        inputs, weight0, weight1, hidden, dropped, masks = ctx.saved_tensors
         grad_weight1 = grad_score.bmm(dropped.transpose(1, 2))
         grad_bias1 = grad_score.sum(-1, keepdim=True)
         grad_hidden = weight1.transpose(1, 2) * grad_score  # (E, H, B): one term, exact
@@ -142,7 +147,9 @@ class _HiddenLayers(torch.autograd.Function):
         grad_pre = torch.ops.aten.sigmoid_backward(grad_hidden, hidden)
         grad_weight0 = grad_pre.bmm(inputs.transpose(1, 2))
         grad_bias0 = grad_pre.sum(-1, keepdim=True)
-        return None, grad_weight0, grad_bias0, grad_weight1, grad_bias1, None
+        # the windows' gradient only when asked for (a saliency map): training never does
+        grad_inputs = weight0.transpose(1, 2).bmm(grad_pre) if ctx.needs_input_grad[0] else None
+        return grad_inputs, grad_weight0, grad_bias0, grad_weight1, grad_bias1, None
 
 
 class TraderEnsemble(Ensemble):
@@ -182,7 +189,7 @@ class TraderEnsemble(Ensemble):
         self.dropout = float(self.arguments.get("dropout", 0.0))
         self.head = PositionHead(template.position)
         if self.dropout > 0:
-            keys = torch.cat([replica.get_buffer("mask_key") for replica in replicas])
+            keys = torch.cat([replica.get_buffer("mask_keys") for replica in replicas])
             self.register_buffer("mask_keys", keys, persistent=False)  # (E,)
             self.mask_draws = 0
 
@@ -228,10 +235,11 @@ class FunctionalEnsemble(Ensemble):
         replicas = self._fresh_replicas()
         parameters, buffers = stack_module_state(replicas)  # type: ignore[arg-type]
         self._parameter_names, self._buffer_names = list(parameters), list(buffers)
+        saved = set(template.state_dict())  # a buffer the policy does not save, nor do we
         for name, value in parameters.items():
             self.register_parameter(self._attribute(name), nn.Parameter(value.detach()))
         for name, value in buffers.items():
-            self.register_buffer(self._attribute(name), value)
+            self.register_buffer(self._attribute(name), value, persistent=name in saved)
         # a weightless copy that vmap calls with each replica's tensors; kept in a tuple
         # so that it is not a submodule (its parameters are not the ensemble's)
         self._base = (copy.deepcopy(replicas[0]).to("meta"),)
@@ -265,15 +273,34 @@ class FunctionalEnsemble(Ensemble):
         inputs = windows.unbind(0) if windows.ndim == 3 else [windows] * self.replicas
         sliced = [{name: tensor.unbind(0) for name, tensor in group.items()}
                   for group in (parameters, buffers)]
-        return torch.stack([
-            functional_call(base, tuple({name: slices[index] for name, slices in group.items()}
-                                        for group in sliced), (inputs[index],))
-            for index in range(self.replicas)
-        ])
+        start = getattr(base, "mask_draws", None)  # each replica's stream from the same count
+        positions = []
+        with warnings.catch_warnings():
+            # cuDNN copies a replica's slices into one block, as it would anyway
+            warnings.filterwarnings("ignore", message="RNN module weights are not part")
+            for index in range(self.replicas):
+                if start is not None:
+                    base.mask_draws = start
+                tensors = tuple({name: slices[index] for name, slices in group.items()}
+                                for group in sliced)
+                positions.append(functional_call(base, tensors, (inputs[index],)))
+        return torch.stack(positions)
+
+    @property
+    def mask_draws(self) -> int:
+        """A dropout policy's mask-stream count (its replicas' streams move on together);
+        an ``AttributeError`` for a policy that draws no masks."""
+        return self._base[0].mask_draws  # type: ignore[no-any-return]
+
+    @mask_draws.setter
+    def mask_draws(self, value: int) -> None:
+        self._base[0].mask_draws = value
 
     def replica_state(self, index: int) -> dict[str, torch.Tensor]:
-        names = self._parameter_names + self._buffer_names
-        return {name: getattr(self, self._attribute(name))[index] for name in names}
+        saved = self.state_dict()
+        return {name: getattr(self, self._attribute(name))[index]
+                for name in self._parameter_names + self._buffer_names
+                if self._attribute(name) in saved}
 
 
 def make_ensemble(

@@ -10,8 +10,9 @@ policy trained alone under ``seeded(s)``, on any device.
 
 Each output gives four 16-bit draws, low bits first; a unit keeps its activation when
 its draw, a signed 16-bit integer, is below the ``1 - rate`` quantile of that range:
-with probability ``1 - rate`` rounded to a multiple of 2^-16. A mask of ``(H, B)``
-units takes ``ceil(H * B / 4)`` outputs, in ``(H, B)`` order.
+with probability ``1 - rate`` rounded to a multiple of 2^-16 (a rate within 2^-17 of 1
+keeps nothing). A mask of ``(H, B)`` units takes ``ceil(H * B / 4)`` outputs, in
+``(H, B)`` order.
 """
 
 from __future__ import annotations
@@ -74,11 +75,13 @@ def dropout_masks(
     bits = splitmix64(keys, start, mask_outputs(hidden, batch))
     draws = bits.view(torch.int16)[:, :size].view(len(keys), hidden, batch)
     keep = 1.0 - rate
-    uniform, threshold = draws.to(dtype), round(keep * 2**16) - 2**15
+    # compared as floats, in place: a bool mask and its conversion cost 3 times more; in
+    # float32 at least, where every 16-bit draw is exact
+    exact = dtype if torch.finfo(dtype).bits >= 32 else torch.float32
+    uniform, threshold = draws.to(exact), round(keep * 2**16) - 2**15
     if torch._C._functorch.is_batchedtensor(uniform):  # vmap has no rule for lt_
         return torch.lt(uniform, threshold).to(dtype).div_(keep)
-    # compared as floats, in place: a bool mask and its conversion cost 3 times more
-    return uniform.lt_(threshold).div_(keep)
+    return uniform.lt_(threshold).div_(keep).to(dtype)
 
 
 __all__ = ["SPLITMIX_GAMMA", "dropout_masks", "mask_outputs", "new_mask_key", "splitmix64"]

@@ -21,7 +21,10 @@ from torch import nn
 
 from .._checks import check_choice, check_float
 
-_ONE = torch.ones(())  # a step's count, added as a tensor: the scalar overload converts per step
+# a step's count, added as a tensor (the scalar overload converts it once per tensor);
+# on the CPU, where torch keeps the counts of every step but a capturable one
+_ONE = torch.ones((), device="cpu")
+
 
 class LeanStep:
     """What :class:`RMSprop` and :class:`Adam` share: collect the parameters with a
@@ -34,7 +37,7 @@ class LeanStep:
     step: Any
 
     def _lean(self) -> bool:
-        """Whether :meth:`_update` computes what torch's step would."""
+        """Whether the group's settings are those :meth:`_update` computes."""
         raise NotImplementedError
 
     def _update(self, group: dict[str, Any], params: list[torch.Tensor],
@@ -42,11 +45,21 @@ class LeanStep:
                 step: float) -> None:
         raise NotImplementedError
 
+    def _plain(self) -> bool:
+        """What both steps need: one group, torch's single-tensor step (not its foreach,
+        fused, differentiable or capturable ones), a float ``lr``, real parameters."""
+        group = self.param_groups[0]
+        return len(self.param_groups) == 1 and not (
+            group.get("foreach") or group.get("fused") or group["differentiable"]
+            or group["capturable"] or torch.is_tensor(group["lr"])
+            or any(torch.is_complex(parameter) for parameter in group["params"])
+        )
+
     @torch.no_grad()
     def unhooked_step(self, closure: Any = None) -> Any:
         """``step`` without torch's wrapper, for :func:`~neuraltrader.core.train.train_epoch`."""
         group = self.param_groups[0]
-        if closure is not None or len(self.param_groups) > 1 or not self._lean():
+        if closure is not None or not (self._plain() and self._lean()):
             return self.step(closure)
         params, grads, steps = [], [], []
         moments: list[list[torch.Tensor]] = [[] for _ in self.MOMENTS]
@@ -88,10 +101,8 @@ class RMSprop(LeanStep, torch.optim.RMSprop):
 
     def _lean(self) -> bool:
         group = self.param_groups[0]
-        return not (
-            group["momentum"] or group["centered"] or group["weight_decay"] or group["maximize"]
-            or group["differentiable"] or group["capturable"] or torch.is_tensor(group["lr"])
-        )
+        return not (group["momentum"] or group["centered"] or group["weight_decay"]
+                    or group["maximize"])
 
     def _update(self, group: dict[str, Any], params: list[torch.Tensor],
                 grads: list[torch.Tensor], moments: list[list[torch.Tensor]],
@@ -112,12 +123,8 @@ class Adam(LeanStep, torch.optim.Adam):
 
     def _lean(self) -> bool:
         group = self.param_groups[0]
-        return not (
-            group["amsgrad"] or group["weight_decay"] or group["maximize"] or group["foreach"]
-            or group["fused"] or group["differentiable"] or group["capturable"]
-            or torch.is_tensor(group["lr"]) or any(map(torch.is_tensor, group["betas"]))
-            or any(torch.is_complex(parameter) for parameter in group["params"])
-        )
+        return not (group["amsgrad"] or group["weight_decay"] or group["maximize"]
+                    or any(map(torch.is_tensor, group["betas"])))
 
     def _update(self, group: dict[str, Any], params: list[torch.Tensor],
                 grads: list[torch.Tensor], moments: list[list[torch.Tensor]],

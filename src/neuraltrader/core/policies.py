@@ -54,10 +54,13 @@ class WindowPolicy(nn.Module):
     arguments.
 
     A subclass whose constructor takes ``features`` adds it to :meth:`init_arguments`
-    (every built-in policy does); one that does not keeps ``features = 1``.
+    (every built-in policy does); one that does not keeps ``features = 1``. One whose
+    ``forward`` ``torch.func.vmap`` cannot batch (an op without a batching rule, such
+    as ``nn.LSTM``'s) sets ``batches_with_vmap = False``: its ensembles then run the
+    replicas one after another (:class:`~neuraltrader.core.ensemble.FunctionalEnsemble`).
     """
 
-    batches_with_vmap = True  # False: an ensemble's generic path runs replicas in turn
+    batches_with_vmap = True
 
     def __init__(self, lag: int, position: PositionKind, features: int = 1) -> None:
         super().__init__()
@@ -121,10 +124,11 @@ class DropoutTrader(NeuralTrader):
     """:class:`NeuralTrader` with dropout (rate ``dropout``) on the hidden layer.
 
     Dropout is active in ``train()`` mode only; ``eval()`` uses the full network. The
-    masks come from a counter-based stream of the policy's own (:mod:`~neuraltrader.core.masks`),
-    keyed from torch's global generator when the policy is built: the same policy built
-    under ``seeded(s)`` draws the same masks, alone or as replica ``s`` of an ensemble,
-    on any device. ``mask_draws`` counts the stream's outputs used so far.
+    masks come from a counter-based stream of the policy's own
+    (:mod:`~neuraltrader.core.masks`), keyed from torch's global generator when the
+    policy is built: the same policy built under ``seeded(s)`` draws the same masks,
+    alone or as replica ``s`` of an ensemble, on any device. ``mask_keys`` ``(1,)`` is
+    the stream's key, ``mask_draws`` the count of its outputs used so far.
     """
 
     def __init__(
@@ -140,7 +144,7 @@ class DropoutTrader(NeuralTrader):
         self.dropout = check_float("dropout", dropout, lower=0.0, upper=1.0, upper_open=True)
         # a buffer, so that it moves with the policy and an ensemble's vmap path stacks it;
         # not persistent: weights files hold weights only
-        self.register_buffer("mask_key", torch.tensor([new_mask_key()]), persistent=False)
+        self.register_buffer("mask_keys", torch.tensor([new_mask_key()]), persistent=False)
         self.mask_draws = 0
 
     def hidden_features(self, windows: torch.Tensor) -> torch.Tensor:
@@ -148,7 +152,7 @@ class DropoutTrader(NeuralTrader):
         if not self.training or self.dropout == 0:
             return hidden
         batch, width = hidden.shape
-        masks = dropout_masks(self.mask_key, self.mask_draws, width, batch, self.dropout,
+        masks = dropout_masks(self.mask_keys, self.mask_draws, width, batch, self.dropout,
                               hidden.dtype)  # (1, H, B)
         self.mask_draws += mask_outputs(width, batch)
         return hidden * masks[0].T

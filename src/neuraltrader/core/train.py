@@ -232,6 +232,7 @@ def _snapshot(
         "optimizer": optimizer.state_dict(),
         "shufflers": [generator.get_state() for generator in shufflers],
         "mask_draws": getattr(model, "mask_draws", 0),
+        "mask_keys": getattr(model, "mask_keys", None),
         "global_rng": torch.get_rng_state(),
         "history": history[:epochs_done],
         "best": best.state() if best is not None else None,
@@ -247,8 +248,10 @@ def _restore(
     optimizer.load_state_dict(snapshot["optimizer"])
     for generator, state in zip(shufflers, snapshot["shufflers"], strict=True):
         generator.set_state(state)
-    if hasattr(model, "mask_draws"):  # a dropout policy's mask stream
-        model.mask_draws = int(snapshot["mask_draws"])
+    if hasattr(model, "mask_draws"):  # a dropout policy's mask stream, key included
+        model.mask_draws = int(snapshot.get("mask_draws", 0))
+        if snapshot.get("mask_keys") is not None:
+            model.mask_keys.copy_(snapshot["mask_keys"])
     torch.set_rng_state(snapshot["global_rng"])
     done = int(snapshot["epochs_done"])
     history[:done] = snapshot["history"].to(history.device)
@@ -298,9 +301,9 @@ def fit(
         Show a tqdm bar over epochs.
     generator
         Seed or ``torch.Generator`` for a single policy's shuffling. Its initial weights
-        and dropout masks come from torch's global generator: wrap the call in
-        :func:`neuraltrader.seeded` to fix them. An ensemble's replica ``s`` shuffles
-        with seed ``s`` instead.
+        and its dropout masks' stream are drawn from torch's global generator when the
+        policy is built: build it under :func:`neuraltrader.seeded` to fix them. An
+        ensemble's replica ``s`` shuffles with seed ``s`` instead.
     objective
         ``objective(positions, targets)`` to maximise, reducing the last axis.
     seeds

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,6 +14,9 @@ from .._checks import check_int
 from ..core import measures
 from ..errors import DataError
 from .metrics import finite_tensor, float64_tensor
+
+if TYPE_CHECKING:
+    from arch.bootstrap import IIDBootstrap
 
 SIGNIFICANCE = 0.05  # level at which a replica counts as significant
 EULER_GAMMA = 0.5772156649015329
@@ -224,17 +227,30 @@ def stationary_bootstrap_variance(values: np.ndarray, block_size: float) -> np.n
     return autocovariance[0] + 2 * (kernel[:, None] * autocovariance[1:]).sum(0)
 
 
-BOOTSTRAP_CHUNK = 2**21  # counts held at once: 16 MB of float64
+BOOTSTRAP_CHUNK = 2**21  # resample counts held at once (16 MB as int64)
 
 
-def bootstrap_means(bootstrap: Any, values: np.ndarray, reps: int) -> np.ndarray:
-    """Column means of ``reps`` resamples of ``values`` ``(T, K)`` → ``(reps, K)``: those
-    of ``bootstrap.apply(lambda sample: sample.mean(0), reps)`` (the same draws, in
-    order, from the arch bootstrap ``bootstrap``), equal to rounding.
+def bootstrap_means(bootstrap: IIDBootstrap, values: np.ndarray, reps: int) -> np.ndarray:
+    """Column means of ``reps`` resamples of ``values``, drawn by an arch bootstrap.
 
-    Each resample is counted, not gathered: a row of counts ``(T,)`` per draw, and the
-    means are one matrix product of the counts with ``values`` per chunk of draws,
-    about twice as fast as resampling ``values`` draw by draw.
+    The same draws, in order, as ``bootstrap.apply(lambda sample: sample.mean(0),
+    reps)``, and the same means to rounding; but each resample is counted, not
+    gathered (a row of counts per draw), and the means are one matrix product of the
+    counts with ``values`` per chunk of draws: about twice as fast.
+
+    Parameters
+    ----------
+    bootstrap
+        An arch bootstrap over ``values`` (its ``update_indices`` draws one resample).
+    values
+        ``(T, K)``: K series of T periods.
+    reps
+        How many resamples.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(reps, K)``.
     """
     n = len(values)
     chunk = max(1, BOOTSTRAP_CHUNK // n)
