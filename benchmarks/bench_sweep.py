@@ -10,8 +10,8 @@ tutorial trains). The issue's target is 90 seconds on 2 cores. ``--engine ray`` 
 the cells as Ray tasks on a local instance with one worker per core, each on one
 thread (the instance's start is not timed, its workers' start is).
 
-    python benchmarks/bench_sweep.py [--seeds 32] [--quick] [--threads N] [--device cpu]
-                                     [--engine local|ray] [--json FILE]
+    python benchmarks/bench_sweep.py [--seeds 32] [--quick | --epochs N] [--threads N]
+                                     [--device cpu] [--engine local|ray] [--json FILE]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=32, help="replicas per cell (32)")
     parser.add_argument("--quick", action="store_true", help="25 epochs instead of 500/250")
+    parser.add_argument("--epochs", type=int, help="epochs of every cell")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="run the cells in this process (default) or as Ray tasks")
@@ -65,15 +66,15 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     base = SweepConfig()
     base.engine.kind = args.engine
     base.train.seeds, base.train.device = args.seeds, str(resolve_device(args.device))
-    if args.quick:
-        base.train.epochs = 25
+    if args.quick or args.epochs:
+        base.train.epochs = args.epochs or 25
 
     tutorial_seconds, rates = 0.0, {}
     for _, config in grid_cells(base, GRID):
         for model in config.model.models:
             key = (model, config.model.hidden, config.model.dropout)
             if key not in rates:
-                rates[key] = tutorial_epoch_seconds(*key)
+                rates[key] = tutorial_epoch_seconds(*key, epochs=min(5, base.train.epochs or 5))
             epochs = sum(config.train.epochs_for(dataset) for dataset in config.data.datasets)
             tutorial_seconds += rates[key] * epochs * config.train.seeds
 
@@ -85,16 +86,17 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     figures = {
         "device": base.train.device, "engine": args.engine,
         "threads": 1 if args.engine == "ray" else torch.get_num_threads(),
-        "cells": cells, "seeds": args.seeds, "quick": args.quick,
+        "cells": cells, "seeds": args.seeds, "epochs": base.train.epochs,
         "seconds": seconds,
         "tutorial_seconds": tutorial_seconds, "speedup": tutorial_seconds / seconds,
     }
     print(f"README sweep: {cells} cells x {args.seeds} seeds, {args.engine} engine, "
           f"{figures['threads']} thread(s){' per worker' if args.engine == 'ray' else ''}, "
-          f"device {base.train.device}{', 25 epochs' if args.quick else ''}")
+          f"device {base.train.device}"
+          f"{f', {base.train.epochs} epochs' if base.train.epochs else ''}")
     print(f"{'seconds':>9}{'tutorial loop (est.)':>22}{'speed-up':>10}")
     print(f"{seconds:>9.1f}{tutorial_seconds:>22.0f}{figures['speedup']:>10.1f}")
-    if not args.quick:  # the target is the full sweep's
+    if base.train.epochs is None:  # the target is the full sweep's
         figures["targets"] = report({"seconds": (seconds, "<=", TARGET_SECONDS)})
     if args.json:
         write_json(Path(args.json), figures)
