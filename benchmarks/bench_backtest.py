@@ -26,7 +26,7 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import torch
-from targets import report
+from bench_common import positive_int, positive_ints, report
 
 from neuraltrader import fit, seeded
 from neuraltrader.core.objectives import make_objective
@@ -88,19 +88,15 @@ def warm_up(config: BacktestConfig, data) -> None:  # type: ignore[no-untyped-de
     run_backtest(short, data, progress=False)
 
 
-def seed_counts(text: str) -> list[int]:
-    return sorted({int(value) for value in text.split(",")})
-
-
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="sp500")
     parser.add_argument("--models", default="mlp,lstm")
-    parser.add_argument("--seeds", type=seed_counts, default=[4, 16],
+    parser.add_argument("--seeds", type=positive_ints, default=[4, 16],
                         help="seed counts of the MLP-like policies (4,16)")
-    parser.add_argument("--lstm-seeds", type=seed_counts, default=[4],
+    parser.add_argument("--lstm-seeds", type=positive_ints, default=[4],
                         help="seed counts of the LSTM (4: its target)")
-    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--epochs", type=positive_int, default=100)
     parser.add_argument("--loop", action="store_true",
                         help="also train each block's seeds one by one (slow)")
     parser.add_argument("--threads", type=int, metavar="N",

@@ -2,8 +2,9 @@
 trainings in the tutorial's DataLoader loop.
 
 The sweep is ``neuraltrader sweep --grid model.hidden=2,5,20 --grid model.dropout=0,0.5
---grid data.rho=0,0.1,0.2 --seeds 32`` without its files (18 cells, each training both
-policies of ``model.models`` on both data sets, 32 replicas in one ensemble). The
+--grid data.rho=0,0.1,0.2 --seeds 32`` without its files (18 cells, each training the
+sweep's default policy, the MLP with dropout ``model.dropout`` (0: the plain MLP), on
+momentum data, 32 replicas in one ensemble). The
 tutorial's loop is timed for a few epochs of each policy; its seconds for the sweep are
 that rate times every training's replicas and epochs (one model at a time, as the
 tutorial trains). The issue's target is 90 seconds on 2 cores. ``--engine ray`` runs
@@ -21,8 +22,8 @@ import time
 from pathlib import Path
 
 import torch
+from bench_common import positive_int, report
 from bench_train import tutorial_loop  # the tutorial's loop, kept in one place
-from targets import report
 from torch.utils.data import TensorDataset
 
 from neuraltrader import AR1, DropoutTrader, NeuralTrader, generate_sequences, seeded
@@ -51,9 +52,10 @@ def tutorial_epoch_seconds(policy: str, hidden: int, dropout: float, epochs: int
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=32, help="replicas per cell (32)")
-    parser.add_argument("--quick", action="store_true", help="25 epochs instead of 500/250")
-    parser.add_argument("--epochs", type=int, help="epochs of every cell")
+    parser.add_argument("--seeds", type=positive_int, default=32, help="replicas per cell (32)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--quick", action="store_true", help="25 epochs instead of 250")
+    length.add_argument("--epochs", type=positive_int, help="epochs of every cell")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="run the cells in this process (default) or as Ray tasks")
@@ -96,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
           f"{f', {base.train.epochs} epochs' if base.train.epochs else ''}")
     print(f"{'seconds':>9}{'tutorial loop (est.)':>22}{'speed-up':>10}")
     print(f"{seconds:>9.1f}{tutorial_seconds:>22.0f}{figures['speedup']:>10.1f}")
-    if base.train.epochs is None:  # the target is the full sweep's
+    if base.train.epochs is None and args.seeds == 32:  # the target is the full sweep's
         figures["targets"] = report({"seconds": (seconds, "<=", TARGET_SECONDS)})
     if args.json:
         write_json(Path(args.json), figures)

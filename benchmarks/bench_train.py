@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import torch
-from targets import report
+from bench_common import positive_int, positive_ints, report
 from torch.utils.data import DataLoader, TensorDataset
 
 from neuraltrader import AR1, DropoutTrader, NeuralTrader, fit, generate_sequences, seeded
@@ -144,10 +144,12 @@ def _print_peak(replicas):
 
 def main(argv: list[str] | None = None) -> dict[str, object]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="25 epochs instead of 250")
-    parser.add_argument("--epochs", type=int, help="epochs of every training (the study's too)")
-    parser.add_argument("--sizes", type=lambda text: [int(v) for v in text.split(",")],
-                        default=list(ENSEMBLE_SIZES), help="ensemble sizes (64,256,1024)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--quick", action="store_true", help="25 epochs instead of 250")
+    length.add_argument("--epochs", type=positive_int,
+                        help="epochs of every training (the study's too)")
+    parser.add_argument("--sizes", type=positive_ints, default=list(ENSEMBLE_SIZES),
+                        help="ensemble sizes, the first also for vmap and dropout (64,256,1024)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
     parser.add_argument("--threads", type=int, metavar="N",

@@ -23,6 +23,7 @@ def benchmarks(monkeypatch):
     return {"train": bench_train, "backtest": bench_backtest, "sweep": bench_sweep}
 
 
+@pytest.mark.slow
 def test_bench_train_figures(benchmarks, tmp_path):
     out = tmp_path / "train.json"
     benchmarks["train"].main(["--epochs", "2", "--sizes", "4", "--threads", "1",
@@ -40,6 +41,7 @@ def test_bench_train_figures(benchmarks, tmp_path):
     assert all(isinstance(target["met"], bool) for target in targets.values())
 
 
+@pytest.mark.slow
 def test_bench_backtest_ensemble_equals_the_per_seed_loop(benchmarks, tmp_path):
     out = tmp_path / "backtest.json"
     benchmarks["backtest"].main(["--models", "mlp", "--seeds", "4,16", "--epochs", "2",
@@ -47,10 +49,12 @@ def test_bench_backtest_ensemble_equals_the_per_seed_loop(benchmarks, tmp_path):
     figures = json.loads(out.read_text())
     rows = {row["seeds"]: row for row in figures["rows"]}
     assert set(rows) == {4, 16} and rows[4]["loop_seconds"] is None
-    assert rows[16]["loop_sharpe"] == pytest.approx(rows[16]["sharpe"], abs=1e-6)
+    # the same policies trained apart: batched kernels round otherwise, so to 1e-4
+    assert rows[16]["loop_sharpe"] == pytest.approx(rows[16]["sharpe"], rel=1e-4)
     assert set(figures["targets"]) == {"mlp: 16 seeds / 4 seeds time"}
 
 
+@pytest.mark.slow
 def test_bench_sweep_figures(benchmarks, tmp_path):
     out = tmp_path / "sweep.json"
     benchmarks["sweep"].main(["--epochs", "2", "--seeds", "1", "--threads", "1",

@@ -29,6 +29,17 @@ def test_file_then_overrides(tmp_path):
     assert config.train.epochs_for("random") == 9
 
 
+def test_a_retired_key_is_read_and_ignored_with_a_warning(tmp_path):
+    """A run directory written by 0.1.0 holds train.exact_replicas: it still loads."""
+    path = tmp_path / "config.toml"
+    path.write_text("[train]\nexact_replicas = false\nseeds = 3\n")
+    with pytest.warns(FutureWarning, match="'train.exact_replicas' is retired and ignored"):
+        config = load_config(StudyConfig, path)
+    assert config.train.seeds == 3 and not hasattr(config.train, "exact_replicas")
+    with pytest.raises(ConfigError, match="unknown config key 'data.exact_replicas'"):
+        load_config(StudyConfig, overrides=["data.exact_replicas=true"])  # retired in [train]
+
+
 def test_resolved_config_reads_back_unchanged(tmp_path):
     config = load_config(StudyConfig, overrides=["train.seeds=3", "model.position=long_short"])
     path = tmp_path / "config.toml"

@@ -92,6 +92,19 @@ def test_a_replica_draws_its_solo_runs_masks_bit_for_bit():
         assert ensemble.mask_draws == solo.mask_draws == mask_outputs(5, 300) * step
 
 
+@pytest.mark.parametrize("rate", [0.0, 0.4])
+def test_a_replica_copy_goes_on_with_its_stream(rate):
+    windows = torch.randn(40, 4, generator=torch.Generator().manual_seed(0))
+    ensemble = TraderEnsemble(DropoutTrader(4, 5, rate), [6, 2]).train()
+    ensemble(windows)  # one step: the streams moved on
+    with seeded(2):
+        solo = DropoutTrader(4, 5, rate).train()
+    solo(windows)
+    copy = ensemble.replica(1).train()
+    assert copy.mask_draws == solo.mask_draws == (mask_outputs(5, 40) if rate else 0)
+    torch.testing.assert_close(copy(windows), solo(windows), rtol=1e-6, atol=1e-7)
+
+
 def test_a_replica_trains_as_its_solo_run_in_any_ensemble(momentum_windows):
     train, valid = small(momentum_windows["train"]), momentum_windows["valid"]
     template = DropoutTrader(4, 5, 0.5)

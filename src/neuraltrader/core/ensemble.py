@@ -188,7 +188,7 @@ class TraderEnsemble(Ensemble):
         self.bias1 = nn.Parameter(stacked("linear1.bias")[..., None])  # (E, 1, 1)
         self.dropout = float(self.arguments.get("dropout", 0.0))
         self.head = PositionHead(template.position)
-        if self.dropout > 0:
+        if isinstance(template, DropoutTrader):  # its streams, at any rate (0 draws none)
             keys = torch.cat([replica.get_buffer("mask_keys") for replica in replicas])
             self.register_buffer("mask_keys", keys, persistent=False)  # (E,)
             self.mask_draws = 0

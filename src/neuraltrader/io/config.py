@@ -3,7 +3,8 @@
 A config class is a dataclass whose fields are scalars (``int``, ``float``, ``bool``,
 ``str``, a ``Literal`` of strings), ``list[str]``, or other config dataclasses (TOML
 sections). Unknown keys and values of the wrong type are rejected with a
-:class:`~neuraltrader.errors.ConfigError` naming the key. One recursive validator,
+:class:`~neuraltrader.errors.ConfigError` naming the key; a key a release retired
+(:data:`RETIRED_KEYS`) is ignored with a ``FutureWarning``. One recursive validator,
 :func:`validate`, checks every field against its ``Literal`` choices and the bounds or
 choices given with :func:`setting`, then calls a section's ``check()`` for the rules
 that tie two keys together (``data.length > data.lag``).
@@ -21,6 +22,7 @@ import math
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -36,6 +38,13 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 ConfigT = TypeVar("ConfigT")
+
+# keys a release retired: read (a run directory's config.toml holds them) and ignored,
+# with a FutureWarning saying why
+RETIRED_KEYS = {
+    "train.exact_replicas": "since 0.2.0 every replica draws its solo run's dropout masks, "
+                            "all replicas' at once",
+}
 
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # TOML integers; torch.manual_seed takes them all
 FLOAT32_MAX = 3.4028234663852886e38  # numpy.finfo(numpy.float32).max
@@ -248,6 +257,11 @@ def build(config_class: type[ConfigT], values: Mapping[str, Any], prefix: str = 
     """Instantiate ``config_class`` from a nested mapping, checking keys and types."""
     hints = typing.get_type_hints(config_class)
     fields = {field.name: field for field in dataclasses.fields(config_class)}  # type: ignore[arg-type]
+    retired = [name for name in values if name not in fields and prefix + name in RETIRED_KEYS]
+    for name in retired:
+        warnings.warn(f"config key {prefix + name!r} is retired and ignored: "
+                      f"{RETIRED_KEYS[prefix + name]}", FutureWarning, stacklevel=2)
+    values = {name: value for name, value in values.items() if name not in retired}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         known = ", ".join(prefix + name for name in fields)
