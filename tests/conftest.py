@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +21,14 @@ torch.set_num_threads(1)
 os.environ["OMP_NUM_THREADS"] = "1"
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def as_in_a_terminal() -> None:
+    """``preexec_fn`` of a CLI subprocess that a test interrupts like Ctrl-C: SIGINT's
+    default disposition, whatever the test runner inherited (a job started with ``&``
+    by a script ignores SIGINT, and so would its children, and Python then raises no
+    KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def docs_script(name: str):

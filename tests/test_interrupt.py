@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+from conftest import as_in_a_terminal
 
 # a run long enough to interrupt mid-training (its epochs take seconds)
 COMMAND = [sys.executable, "-m", "neuraltrader", "run", "--no-progress", "--no-report",
@@ -17,7 +18,7 @@ COMMAND = [sys.executable, "-m", "neuraltrader", "run", "--no-progress", "--no-r
 def _interrupt(tmp_path, signum: int) -> subprocess.CompletedProcess:
     out = tmp_path / "run"
     process = subprocess.Popen([*COMMAND, "--out", str(out)], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal)
     deadline = time.monotonic() + 60
     # wait until the staging directory exists: training has started
     while not list(tmp_path.glob(".run.incomplete-*")):

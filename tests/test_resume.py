@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from conftest import as_in_a_terminal
 
 from neuraltrader.cli import main
 from neuraltrader.core import train as train_module
@@ -39,7 +40,7 @@ def start_and_kill(arguments, out, unit, signum=signal.SIGKILL):
     """Start the CLI in a subprocess and send ``signum`` once unit ``unit`` is written."""
     process = subprocess.Popen([sys.executable, "-m", "neuraltrader", *arguments, "--out",
                                 str(out), *QUICK], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal)
     deadline = time.monotonic() + 120
     while not list(out.parent.glob(f".{out.name}.incomplete-*/units/{unit}")):
         assert process.poll() is None, process.communicate()
