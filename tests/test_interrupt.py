@@ -19,14 +19,17 @@ def _interrupt(tmp_path, signum: int) -> subprocess.CompletedProcess:
     out = tmp_path / "run"
     process = subprocess.Popen([*COMMAND, "--out", str(out)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal)
-    deadline = time.monotonic() + 60
-    # wait until the staging directory exists: training has started
-    while not list(tmp_path.glob(".run.incomplete-*")):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the run never started"
-        time.sleep(0.05)
-    process.send_signal(signum)
-    stdout, stderr = process.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 60
+        # wait until the staging directory exists: training has started
+        while not list(tmp_path.glob(".run.incomplete-*")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.05)
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:  # a run that ignored the signal, or never got it, must not train on
+        process.kill()
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 

@@ -41,13 +41,16 @@ def start_and_kill(arguments, out, unit, signum=signal.SIGKILL):
     process = subprocess.Popen([sys.executable, "-m", "neuraltrader", *arguments, "--out",
                                 str(out), *QUICK], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal)
-    deadline = time.monotonic() + 120
-    while not list(out.parent.glob(f".{out.name}.incomplete-*/units/{unit}")):
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the unit never appeared"
-        time.sleep(0.02)
-    process.send_signal(signum)
-    _, stderr = process.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.parent.glob(f".{out.name}.incomplete-*/units/{unit}")):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the unit never appeared"
+            time.sleep(0.02)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:  # a run that ignored the signal, or never got it, must not train on
+        process.kill()
     return process.returncode, stderr
 
 
