@@ -5,7 +5,10 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -29,6 +32,24 @@ def as_in_a_terminal() -> None:
     by a script ignores SIGINT, and so would its children, and Python then raises no
     KeyboardInterrupt)."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def signal_when(process: subprocess.Popen, ready: Callable[[], bool], signum: int,
+                what: str) -> tuple[str, str]:
+    """Send ``signum`` to the CLI ``process`` once ``ready()`` holds (within 120 s, else
+    fail saying ``what`` never happened); its stdout and stderr. The process is killed
+    on the way out whatever happened: one that ignored the signal, or never got it,
+    must not train on after the test."""
+    try:
+        deadline = time.monotonic() + 120
+        while not ready():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, what
+            time.sleep(0.02)
+        process.send_signal(signum)
+        return process.communicate(timeout=60)
+    finally:
+        process.kill()
 
 
 def docs_script(name: str):

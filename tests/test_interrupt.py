@@ -5,10 +5,9 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
-from conftest import as_in_a_terminal
+from conftest import as_in_a_terminal, signal_when
 
 # a run long enough to interrupt mid-training (its epochs take seconds)
 COMMAND = [sys.executable, "-m", "neuraltrader", "run", "--no-progress", "--no-report",
@@ -19,17 +18,9 @@ def _interrupt(tmp_path, signum: int) -> subprocess.CompletedProcess:
     out = tmp_path / "run"
     process = subprocess.Popen([*COMMAND, "--out", str(out)], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal)
-    try:
-        deadline = time.monotonic() + 60
-        # wait until the staging directory exists: training has started
-        while not list(tmp_path.glob(".run.incomplete-*")):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the run never started"
-            time.sleep(0.05)
-        process.send_signal(signum)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:  # a run that ignored the signal, or never got it, must not train on
-        process.kill()
+    # once the staging directory exists, training has started
+    stdout, stderr = signal_when(process, lambda: bool(list(tmp_path.glob(".run.incomplete-*"))),
+                                 signum, "the run never started")
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import as_in_a_terminal
+from conftest import as_in_a_terminal, signal_when
 
 from neuraltrader.cli import main
 from neuraltrader.core import train as train_module
@@ -41,16 +41,9 @@ def start_and_kill(arguments, out, unit, signum=signal.SIGKILL):
     process = subprocess.Popen([sys.executable, "-m", "neuraltrader", *arguments, "--out",
                                 str(out), *QUICK], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, preexec_fn=as_in_a_terminal)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(out.parent.glob(f".{out.name}.incomplete-*/units/{unit}")):
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "the unit never appeared"
-            time.sleep(0.02)
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
-    finally:  # a run that ignored the signal, or never got it, must not train on
-        process.kill()
+    written = f".{out.name}.incomplete-*/units/{unit}"
+    _, stderr = signal_when(process, lambda: bool(list(out.parent.glob(written))), signum,
+                            "the unit never appeared")
     return process.returncode, stderr
 
 
