@@ -3,8 +3,13 @@ import pytest
 import torch
 
 from neuraltrader import ConfigError, DataError, DropoutTrader, NeuralTrader, fit, seeded
-from neuraltrader.core.ensemble import FunctionalEnsemble, TraderEnsemble, make_ensemble
-from neuraltrader.core.policies import WindowPolicy
+from neuraltrader.core.ensemble import (
+    FunctionalEnsemble,
+    LSTMEnsemble,
+    TraderEnsemble,
+    make_ensemble,
+)
+from neuraltrader.core.policies import LSTMTrader, WindowPolicy
 from neuraltrader.core.registry import POLICIES
 
 SETTINGS = {"epochs": 6, "batch_size": 700, "progress": False}
@@ -120,13 +125,32 @@ def test_a_subclass_never_takes_the_fast_path(momentum_windows):
     assert isinstance(make_ensemble(NeuralTrader(4, 5), 2), TraderEnsemble)
 
 
-def test_the_lstm_runs_replica_by_replica_as_it_runs_alone(momentum_windows):
-    """vmap cannot batch nn.LSTM's kernel: each replica runs it on its slice of the
-    stacked weights, so its training is its solo run's to the bit."""
+class GatedLSTMTrader(LSTMTrader):
+    """Overrides the LSTM's last state: not what the batched-lstm path computes."""
+
+    def last_state(self, windows):
+        return torch.relu(super().last_state(windows))
+
+
+def test_an_lstm_subclass_never_takes_the_batched_lstm_path():
+    template = GatedLSTMTrader(4, 3)
+    assert make_ensemble(template, 2).path == "per-replica"
+    with pytest.raises(ConfigError, match="batched-lstm path computes exactly LSTMTrader, "
+                                          "got GatedLSTMTrader"):
+        LSTMEnsemble(template, 2)
+    assert isinstance(make_ensemble(LSTMTrader(4, 3), 2), LSTMEnsemble)
+
+
+def test_a_policy_vmap_cannot_batch_runs_replica_by_replica_as_it_runs_alone(
+        momentum_windows):
+    """vmap cannot batch nn.LSTM's kernel: on the generic path each replica runs it on its
+    slice of the stacked weights, so its training is its solo run's to the bit
+    (make_ensemble gives an LSTM the batched-lstm path: test_speed_paths.py)."""
     train, valid = small(momentum_windows["train"], 700), momentum_windows["valid"]
     template = POLICIES["lstm"].policy_class(4, hidden=3, position="long_short")
-    ensemble = make_ensemble(template, [2, 5])
-    assert isinstance(ensemble, FunctionalEnsemble) and ensemble.path == "per-replica"
+    ensemble = FunctionalEnsemble(template, [2, 5])
+    assert ensemble.path == "per-replica"
+    assert make_ensemble(template, 2).state_dict().keys() == ensemble.state_dict().keys()
     settings = {"epochs": 3, "batch_size": 350, "optimizer": "adam", "progress": False}
     history = fit(ensemble, train, valid, **settings)
     for index, seed in enumerate([2, 5]):

@@ -1,6 +1,6 @@
-"""The fast paths of training, each against what it replaces, to the bit: the lean
-RMSprop and Adam steps against torch's, the batched MLP's written-out gradient against
-autograd's."""
+"""The fast paths of training, each against what it replaces: the lean RMSprop and Adam
+steps against torch's and the batched MLP's written-out gradient against autograd's, to
+the bit; the batched LSTM against ``nn.LSTM``, to float rounding."""
 
 import copy
 
@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from neuraltrader import DropoutTrader, NeuralTrader
-from neuraltrader.core.ensemble import TraderEnsemble
+from neuraltrader.core.ensemble import LSTMEnsemble, TraderEnsemble, make_ensemble
 from neuraltrader.core.masks import dropout_masks
 from neuraltrader.core.optimizers import Adam, RMSprop
+from neuraltrader.core.policies import LSTMTrader
 from neuraltrader.core.train import train_epoch
 
 
@@ -125,3 +126,37 @@ def test_written_out_gradient_is_autograds_to_the_bit(template, replicas, shared
     for mine, reference in zip(written, ensemble.parameters(), strict=True):
         assert torch.equal(mine, reference.grad)
     torch.testing.assert_close(written_windows, windows.grad)  # not needed to the bit
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize(("replicas", "features", "shared"),
+                         [(1, 1, True), (3, 1, True), (3, 2, False)])
+def test_batched_lstm_is_nn_lstms_recursion(dtype, replicas, features, shared):
+    """The batched-lstm path against each replica's own ``nn.LSTM``: positions and the
+    gradients of every weight and of the windows. In float64 the two summation orders
+    agree to 1e-12, so a wrong gate or a missed term cannot hide in the tolerance."""
+    template = LSTMTrader(5, 4, "long_short", features=features)
+    ensemble = LSTMEnsemble(template, replicas).to(dtype).train()
+    assert make_ensemble(template, replicas).path == ensemble.path == "batched-lstm"
+    generator = torch.Generator().manual_seed(replicas)
+    shape = (300, template.inputs) if shared else (replicas, 300, template.inputs)
+    windows = torch.randn(shape, generator=generator, dtype=dtype, requires_grad=True)
+    targets = torch.randn(replicas, 300, dtype=dtype)
+    (ensemble(windows) * targets).mean(-1).sum().backward()
+    tolerance = {"rtol": 1e-12, "atol": 1e-12} if dtype == torch.float64 else {}
+    expected_windows = torch.zeros_like(windows)
+    for index in range(replicas):
+        solo = ensemble.replica(index).to(dtype).train()
+        inputs = (windows if shared else windows[index]).detach().requires_grad_()
+        position = solo(inputs)
+        (position * targets[index]).mean().backward()
+        if shared:
+            expected_windows += inputs.grad
+        else:
+            expected_windows[index] = inputs.grad
+        with torch.no_grad():
+            torch.testing.assert_close(ensemble(windows)[index], position, **tolerance)
+        for name, parameter in solo.named_parameters():
+            stacked = ensemble.get_parameter(name.replace(".", "__"))
+            torch.testing.assert_close(stacked.grad[index], parameter.grad, **tolerance)
+    torch.testing.assert_close(windows.grad, expected_windows, **tolerance)
