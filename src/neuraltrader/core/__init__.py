@@ -4,7 +4,7 @@ registry, dropout mask streams, ensembles, objectives, optimizers, fit.
 Imports nothing above it (``errors``, ``_checks`` and ``_random`` only).
 """
 
-from .ensemble import Ensemble, FunctionalEnsemble, TraderEnsemble, make_ensemble
+from .ensemble import Ensemble, FunctionalEnsemble, LSTMEnsemble, TraderEnsemble, make_ensemble
 from .objectives import make_objective, mean_return
 from .policies import (
     DropoutTrader,
@@ -26,9 +26,9 @@ from .train import fit
 from .windows import feature_windows, generate_sequences, scaled_windows
 
 __all__ = [
-    "DropoutTrader", "Ensemble", "FunctionalEnsemble", "LSTMTrader", "LinearTrader",
-    "NeuralTrader", "TraderEnsemble", "TransformerTrader", "WindowPolicy", "feature_windows",
-    "fit", "generate_sequences", "macd_indicators", "macd_position", "make_ensemble",
-    "make_objective", "mean_return", "momentum_features", "normalised_returns",
-    "scaled_windows", "tsmom_position", "volatility_scale",
+    "DropoutTrader", "Ensemble", "FunctionalEnsemble", "LSTMEnsemble", "LSTMTrader",
+    "LinearTrader", "NeuralTrader", "TraderEnsemble", "TransformerTrader", "WindowPolicy",
+    "feature_windows", "fit", "generate_sequences", "macd_indicators", "macd_position",
+    "make_ensemble", "make_objective", "mean_return", "momentum_features",
+    "normalised_returns", "scaled_windows", "tsmom_position", "volatility_scale",
 ]

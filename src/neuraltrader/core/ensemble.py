@@ -1,6 +1,6 @@
 """E independent replicas of any policy, trained in one vectorised pass.
 
-Two paths compute the same thing:
+Three paths compute the same thing:
 
 - :class:`TraderEnsemble`, the batched-matmul path, for exactly :class:`NeuralTrader` and
   :class:`DropoutTrader`: parameters stacked along a replica axis and every layer one
@@ -11,8 +11,11 @@ Two paths compute the same thing:
 - :class:`FunctionalEnsemble`, the generic path, for every other
   :class:`~neuraltrader.core.policies.WindowPolicy`: ``torch.func.stack_module_state`` +
   ``functional_call`` under ``vmap(randomness="different")``, so the replicas run the
-  policy's own ``forward``; replica by replica for a policy ``vmap`` cannot batch (the
-  LSTM, whose fused ``nn.LSTM`` kernel beats a vmapped cell written out).
+  policy's own ``forward``; replica by replica for a policy ``vmap`` cannot batch
+  (``batches_with_vmap = False``).
+- :class:`LSTMEnsemble`, for exactly :class:`LSTMTrader`: ``nn.LSTM`` takes one set of
+  weights, so every replica's recursion runs in the same kernels instead
+  (:mod:`~neuraltrader.core.lstm_kernel`).
 
 :func:`make_ensemble` picks the path. Replica ``s`` starts from the weights the policy
 gets under ``seeded(s)`` and shuffles with seed ``s``, so it reproduces the policy
@@ -341,7 +344,8 @@ def make_ensemble(
     """E replicas of ``template``'s architecture (weights from each seed), on ``device``.
 
     Exactly ``NeuralTrader``/``DropoutTrader`` take the batched-matmul path
-    (:class:`TraderEnsemble`); every other policy the generic ``vmap`` path
+    (:class:`TraderEnsemble`), exactly ``LSTMTrader`` the batched-lstm path
+    (:class:`LSTMEnsemble`); every other policy the generic path
     (:class:`FunctionalEnsemble`).
     """
     if type(template) in TraderEnsemble.POLICY_CLASSES:

@@ -89,6 +89,9 @@ class _LSTMReplicas(torch.autograd.Function):
         # (E, F + H, 4H), or the state's rows only when the days' gradient is not wanted
         transposed = weights[..., 0 if want_days else features:-1].transpose(1, 2).contiguous()
         grad_state = grad_state.contiguous()
+        # the operand's gradient (the state's rows; the days' too when wanted), one buffer
+        # for every day: a day reads its state's gradient before its bmm overwrites it
+        grad_operand = grad_state.new_empty(replicas, transposed.shape[1], batch)
         grad_cell = torch.zeros_like(grad_state)
         scratch = torch.empty_like(grad_state)
         grad_gate = torch.empty_like(gates[0])  # (E, 4H, B), reused every day
@@ -112,7 +115,7 @@ class _LSTMReplicas(torch.autograd.Function):
                 grad_candidate, cell_gate, grad_input=grad_candidate)
             grad_weights.baddbmm_(grad_gate, operands[day].transpose(1, 2))
             if want_days or day > 0:
-                grad_operand = torch.bmm(transposed, grad_gate)
+                torch.bmm(transposed, grad_gate, out=grad_operand)
                 if grad_days is not None:
                     grad_days[day] = grad_operand[:, :features]
                 grad_state = grad_operand[:, -hidden:]

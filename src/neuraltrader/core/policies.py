@@ -186,8 +186,9 @@ class LSTMTrader(WindowPolicy):
     last hidden state → Linear(H, 1) → position head. Shapes: ``(B, L*F)`` → ``(B,)``.
 
     The LSTM is ``nn.LSTM``'s own kernel (oneDNN's on the CPU, cuDNN's on a GPU), which
-    ``vmap`` cannot batch: an ensemble runs its replicas one after another
-    (``batches_with_vmap``).
+    ``vmap`` cannot batch (``batches_with_vmap``): :func:`~neuraltrader.core.make_ensemble`
+    runs an ensemble of it through a batched LSTM of its own
+    (:class:`~neuraltrader.core.ensemble.LSTMEnsemble`).
     """
 
     batches_with_vmap = False
