@@ -26,7 +26,7 @@ from unittest import mock
 import numpy as np
 import pandas as pd
 import torch
-from bench_common import positive_int, positive_ints, report
+from bench_common import host, positive_int, positive_ints, report
 
 from neuraltrader import fit, seeded
 from neuraltrader.core.objectives import make_objective
@@ -126,10 +126,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     table = pd.DataFrame(rows)
     first = table.groupby("model")["seconds"].transform("first")
     table["per_first"] = table["seconds"] / first  # seconds over those of the fewest seeds
-    print(f"{args.data}, {args.epochs} epochs a block, torch {torch.__version__}, "
+    machine = host(args.device)
+    print(f"{args.data}, {args.epochs} epochs a block, "
           f"{torch.get_num_threads()} thread(s), device {args.device}")
     print(table.to_string(index=False, na_rep="-", float_format=lambda value: f"{value:.3f}"))
-    figures: dict[str, object] = {"data": args.data, "device": args.device,
+    figures: dict[str, object] = {"host": machine, "data": args.data, "device": args.device,
                                   "threads": torch.get_num_threads(), "epochs": args.epochs,
                                   "rows": table.replace({np.nan: None}).to_dict("records")}
     targets = {}

@@ -1,10 +1,17 @@
 """What the benchmarks share: their speed targets (each a figure, a bound and whether
-it is met, printed one per line and written into the benchmark's JSON) and their
-argument types."""
+it is met, printed one per line and written into the benchmark's JSON), the host they
+ran on, and their argument types."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+from neuraltrader.core.device import resolve_device
 
 Targets = dict[str, tuple[float, str, float]]  # name: (figure, ">=" or "<=", bound)
 
@@ -21,6 +28,37 @@ def report(targets: Targets) -> dict[str, dict[str, object]]:
     return {name: {"value": value, "target": f"{sense} {bound:g}",
                    "met": met(value, sense, bound)}
             for name, (value, sense, bound) in targets.items()}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform``'s guess)."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return platform.processor() or platform.machine()
+
+
+def host(device: str) -> dict[str, object]:
+    """What the figures were measured on, printed as one line and returned for the JSON.
+
+    Even ratios against the tutorial loop move from one host to another (README,
+    Speed), so every benchmark records the CPU's model, the instruction set torch's
+    kernels use on it (``AVX512``, ``AVX2``, ...), the cores this process may use,
+    torch's version, and the GPU's name when ``device`` (as ``--device`` takes it) is one.
+    """
+    info: dict[str, object] = {
+        "cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "torch": torch.__version__,
+    }
+    resolved = resolve_device(device)
+    if resolved.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(resolved)
+    print("host: " + ", ".join(f"{key} {value}" for key, value in info.items()))
+    return info
 
 
 def positive_int(text: str) -> int:

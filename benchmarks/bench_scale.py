@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_common import host
 
 from neuraltrader.io.rundir import write_json
 from neuraltrader.io.sections import EngineSection
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         row["same_figures"] = row["figures"] == local[row["run"]]["figures"]
     for row in rows:
         del row["figures"]
+    machine = host("cpu")
     print(f"sweep: {local['sweep']['tasks']} cells x {args.seeds} seeds; backtest: "
           f"sp500, {args.backtest_seeds} seeds; epochs {args.epochs or 'default'}; local "
           f"engine on {args.threads} thread(s), Ray workers on 1 each; "
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
               f"{str(row['same_figures']):>14}")
     print("worker start (left out above): " + ", ".join(
         f"{seconds:.1f} s with {workers} worker(s)" for workers, seconds in worker_start.items()))
-    figures = {"seeds": args.seeds, "backtest_seeds": args.backtest_seeds,
+    figures = {"host": machine, "seeds": args.seeds, "backtest_seeds": args.backtest_seeds,
                "epochs": args.epochs, "threads": args.threads, "ray": ray.__version__,
                "worker_start_seconds": worker_start, "rows": rows}
     if args.json:

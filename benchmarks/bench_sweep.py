@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_common import positive_int, report
+from bench_common import host, positive_int, report
 from bench_train import tutorial_loop  # the tutorial's loop, kept in one place
 from torch.utils.data import TensorDataset
 
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         seconds = time.perf_counter() - started
     cells = len(result.summary)
     figures = {
+        "host": host(base.train.device),
         "device": base.train.device, "engine": args.engine,
         "threads": 1 if args.engine == "ray" else torch.get_num_threads(),
         "cells": cells, "seeds": args.seeds, "epochs": base.train.epochs,

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 import torch
-from bench_common import positive_int, positive_ints, report
+from bench_common import host, positive_int, positive_ints, report
 from torch.utils.data import DataLoader, TensorDataset
 
 from neuraltrader import AR1, DropoutTrader, NeuralTrader, fit, generate_sequences, seeded
@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     plain_seconds = ensembles[0]["seconds_per_model"] * first
     study = default_study(tutorial_seconds / epochs, train, valid, device, args.epochs)
 
+    machine = host(str(device))
     print(f"NeuralTrader(4, 5), {epochs} epochs, momentum data, "
           f"{torch.get_num_threads()} threads, device {device}")
     print(f"{'method':<17}{'replicas':>9}{'seconds':>9}{'s/model':>9}{'speed-up':>9}"
@@ -239,6 +240,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "default study / tutorial loop time": (study["fraction"], "<=", 0.125),
     }
     figures = {
+        "host": machine,
         "device": str(device),
         "threads": torch.get_num_threads(),
         "epochs": epochs,
