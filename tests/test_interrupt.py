@@ -1,4 +1,5 @@
-"""SIGINT and SIGTERM: one line, exit 130 or 143, no traceback, nothing half-written."""
+"""SIGINT and SIGTERM: one line, no traceback, nothing half-written; ``main`` returns 130
+or 143 and the command's process ends by the signal (a shell's ``$?``: 130 or 143)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ def _interrupt(tmp_path, signum: int) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
 
-@pytest.mark.parametrize(("signum", "status", "word"), [
-    (signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated"),
+@pytest.mark.parametrize(("signum", "word"), [
+    (signal.SIGINT, "interrupted"), (signal.SIGTERM, "terminated"),
 ])
-def test_a_signal_ends_in_one_line_and_leaves_nothing(tmp_path, signum, status, word):
+def test_a_signal_ends_in_one_line_and_leaves_nothing(tmp_path, signum, word):
     result = _interrupt(tmp_path, signum)
-    assert result.returncode == status
+    assert result.returncode == -signum  # ended by the signal, every time
     assert result.stderr == f"neuraltrader: {word}; nothing written\n"
     assert list(tmp_path.iterdir()) == []  # neither the run nor its staging directory
 
@@ -54,3 +55,73 @@ def test_an_interrupt_while_writing_the_report_leaves_a_complete_run(tmp_path, m
     assert (out / "metrics.json").exists() and not (out / "report.html").exists()
     monkeypatch.undo()
     assert main(["report", str(out)]) == 0 and (out / "report.html").exists()
+
+
+@pytest.mark.parametrize(("status", "ending"), [
+    (130, signal.SIGINT), (143, signal.SIGTERM), (0, None), (2, None), (141, None),
+])
+def test_the_console_script_ends_an_interrupted_command_by_its_signal(monkeypatch, status,
+                                                                      ending):
+    """The status ``main`` returns becomes the process's: 130 and 143 by re-raising the
+    signal with its default action (after the exit functions ran), others by exit."""
+    import os
+
+    from neuraltrader import cli
+
+    calls = []
+    monkeypatch.setattr(cli, "main", lambda: status)
+    monkeypatch.setattr(cli.atexit, "_run_exitfuncs", lambda: calls.append("atexit"))
+    monkeypatch.setattr(cli.signal, "signal", lambda signum, action: calls.append((signum, action)))
+    monkeypatch.setattr(cli.os, "kill", lambda pid, signum: calls.append((pid, signum)))
+    with pytest.raises(SystemExit) as stop:  # reached here only because kill is a stub
+        cli.console_main()
+    assert stop.value.code == status
+    expected = [] if ending is None else ["atexit", (ending, signal.SIG_DFL),
+                                          (os.getpid(), ending)]
+    assert calls == expected
+
+
+def _interrupt_while_building_a_class():
+    """Ctrl-C landing in a dataclass field's ``__set_name__``, as in a lazy import:
+    Python itself turns the KeyboardInterrupt into a RuntimeError."""
+
+    class Field:
+        def __set_name__(self, owner, name):
+            raise KeyboardInterrupt
+
+    type("Lazy", (), {"field": Field()})
+
+
+def test_an_interrupt_python_wrapped_is_still_an_interrupt():
+    from neuraltrader.errors import interruption_behind
+
+    with pytest.raises(RuntimeError) as wrapped:
+        _interrupt_while_building_a_class()
+    assert isinstance(interruption_behind(wrapped.value), KeyboardInterrupt)
+    assert interruption_behind(RuntimeError("a failure")) is None
+    assert interruption_behind(SystemExit(1)) is None
+
+
+def test_a_wrapped_interrupt_mid_run_keeps_the_finished_work(tmp_path, monkeypatch, capsys):
+    """The second training's optimizer is interrupted the way torch's lazy import of
+    torch._dynamo can be: one line, exit 130, the first unit kept for `resume`."""
+    from neuraltrader.cli import main
+    from neuraltrader.core import train
+
+    built = []
+
+    def make_optimizer(*args, **kwargs):
+        built.append(args)
+        if len(built) == 2:
+            _interrupt_while_building_a_class()
+        return original(*args, **kwargs)
+
+    original = train.make_optimizer
+    monkeypatch.setattr(train, "make_optimizer", make_optimizer)
+    out = tmp_path / "run"
+    assert main(["run", "--set", "data.n_train=50", "--set", "train.epochs=2",
+                 "--no-progress", "--no-report", "--out", str(out)]) == 130
+    assert capsys.readouterr().err == (
+        f"neuraltrader: interrupted; finished work kept; resume with `neuraltrader resume "
+        f"{out}`\n")
+    assert not out.exists() and len(list(tmp_path.glob(".run.incomplete-*/units/*"))) == 1

@@ -77,7 +77,7 @@ def test_a_killed_sweep_resumes_computing_only_the_missing_cells(
 def test_an_interrupted_backtest_keeps_its_blocks_and_resumes(tmp_path, uninterrupted):
     out = tmp_path / "backtest"
     status, stderr = start_and_kill(BACKTEST, out, "block-2", signal.SIGINT)
-    assert status == 130
+    assert status == -signal.SIGINT
     assert stderr == ("neuraltrader: interrupted; finished work kept; resume with "
                       f"`neuraltrader resume {out}`\n")
     assert main(["resume", str(out), *QUICK]) == 0

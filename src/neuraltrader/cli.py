@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import math
 import os
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .errors import ConfigError, NeuralTraderError, UnitsFailedError
+from .errors import ConfigError, NeuralTraderError, UnitsFailedError, interruption_behind
 
 EXIT_FAILED = 1  # units of the work failed for good; the rest is kept
 EXIT_BAD_INPUT = 2
@@ -394,13 +395,23 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
 
+def _stopped(stop: BaseException) -> int:
+    """Say in one line that the command was interrupted or terminated; its status."""
+    what = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
+    done = stop.args[0] if stop.args else "nothing written"
+    print(f"neuraltrader: {what}; {done}", file=sys.stderr)
+    return EXIT_INTERRUPTED if isinstance(stop, KeyboardInterrupt) else EXIT_TERMINATED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``neuraltrader`` console script; returns the exit status.
+    """Run the command ``argv`` names; return its exit status (:func:`console_main`
+    makes it the process's).
 
     Bad input: one line on stderr, exit 2. Units of a sweep or backtest that failed for
-    good: one line naming them, exit 1. SIGINT (Ctrl-C) and SIGTERM: one line, exit
-    130 or 143; a run directory being written is removed (it is staged, see
-    :mod:`neuraltrader.io.rundir`), so nothing half-written is left.
+    good: one line naming them, exit 1. SIGINT (Ctrl-C) and SIGTERM, also when Python
+    wrapped the interrupt in another exception: one line, status 130 or 143; a run
+    directory being written is removed (it is staged, see :mod:`neuraltrader.io.rundir`),
+    so nothing half-written is left, or its finished units are kept for ``resume``.
     """
     args = build_parser().parse_args(argv)
     in_main_thread = threading.current_thread() is threading.main_thread()
@@ -416,14 +427,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
     except (KeyboardInterrupt, Terminated) as stop:
-        what = "interrupted" if isinstance(stop, KeyboardInterrupt) else "terminated"
-        done = stop.args[0] if stop.args else "nothing written"
-        print(f"neuraltrader: {what}; {done}", file=sys.stderr)
-        return EXIT_INTERRUPTED if isinstance(stop, KeyboardInterrupt) else EXIT_TERMINATED
+        return _stopped(stop)
+    except Exception as error:
+        stop = interruption_behind(error)  # an interrupt that became another exception
+        if stop is None:
+            raise
+        return _stopped(stop)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
+# the signal an interrupted or terminated command ends by, after its one line
+_ENDING_SIGNALS = {EXIT_INTERRUPTED: signal.SIGINT, EXIT_TERMINATED: signal.SIGTERM}
+
+
+def console_main() -> NoReturn:
+    """The ``neuraltrader`` console script (and ``python -m neuraltrader``): :func:`main`,
+    its status the process's.
+
+    Interrupted or terminated, the process ends by that signal once :func:`main` has
+    printed its line and removed what it was writing: a shell's ``$?`` is 130 or 143,
+    and a loop calling the command stops at Ctrl-C (the convention CPython keeps for an
+    uncaught ``KeyboardInterrupt``). Exiting with 130 instead would leave the status to
+    chance: CPython itself ends the process by SIGINT at exit whenever a
+    ``KeyboardInterrupt`` passed through ``exec`` of a string on its way to our handler,
+    as one does when Ctrl-C lands in a dataclass being built by a lazy import.
+    """
+    status = main()
+    ending = _ENDING_SIGNALS.get(status)
+    if ending is not None and os.name == "posix":
+        atexit._run_exitfuncs()  # what exiting would run; the default action skips it
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signal.signal(ending, signal.SIG_DFL)
+        os.kill(os.getpid(), ending)
+    sys.exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console_main()

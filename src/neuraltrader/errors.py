@@ -3,6 +3,7 @@
 Every error raised on bad input derives from :class:`NeuralTraderError` (itself a
 ``ValueError``, as scikit-learn does for bad parameters), so callers and the CLI can
 catch one type. Messages name the offending value and what was expected.
+:func:`interruption_behind` finds the interrupt behind an exception it became.
 """
 
 from __future__ import annotations
@@ -36,5 +37,25 @@ class UnitsFailedError(NeuralTraderError):
         super().__init__(f"{len(failed)} of {total} units failed: {first} ({reason}){more}")
 
 
+def interruption_behind(error: BaseException) -> BaseException | None:
+    """``error`` if it is an interruption, else the interruption that caused it, if any.
+
+    An interruption is a ``BaseException`` that is not an ``Exception``
+    (``KeyboardInterrupt``, the CLI's SIGTERM), ``SystemExit`` and ``GeneratorExit``
+    aside. Python wraps an exception raised while a class is built (a dataclass field's
+    ``__set_name__``) in a ``RuntimeError``, so Ctrl-C landing in a lazy import (torch
+    imports ``torch._dynamo`` when the first optimizer is built) can arrive as one,
+    the interrupt in its chain (``__cause__``, ``__context__``).
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        if not isinstance(cause, Exception | SystemExit | GeneratorExit):
+            return cause
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
+
+
 __all__ = ["ConfigError", "DataError", "NeuralTraderError", "TrainingError",
-           "UnitsFailedError"]
+           "UnitsFailedError", "interruption_behind"]

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError, UnitsFailedError
+from ..errors import ConfigError, DataError, UnitsFailedError, interruption_behind
 from .config import to_dict, to_toml
 
 if TYPE_CHECKING:
@@ -430,8 +430,9 @@ def staged_run_dir(out: str | Path, request: dict[str, Any] | None = None) -> It
             elif failed:
                 error.args = (f"{error}; the rest kept in {staging.name}, its metrics.json "
                               f"names the failed units; resume with `neuraltrader resume {out}`",)
-            elif not isinstance(error, Exception):
-                error.args = (f"finished work kept; resume with `neuraltrader resume {out}`",)
+            elif (interruption := interruption_behind(error)) is not None:
+                interruption.args = (
+                    f"finished work kept; resume with `neuraltrader resume {out}`",)
             raise
         _reserved.pop(out, None)  # filled: no longer a reservation to give back
         remove_stale_staging(out.parent, out.name)
