@@ -35,14 +35,18 @@ def test_a_signal_ends_in_one_line_and_leaves_nothing(tmp_path, signum, word):
     assert list(tmp_path.iterdir()) == []  # neither the run nor its staging directory
 
 
+@pytest.mark.parametrize("wrapped", [False, True])
 def test_an_interrupt_while_writing_the_report_leaves_a_complete_run(tmp_path, monkeypatch,
-                                                                    capsys):
+                                                                    capsys, wrapped):
     """The run directory is renamed into place before the report is written: Ctrl-C
-    during the report leaves a complete run, and `neuraltrader report` writes it."""
+    during the report (also as Python may wrap it) leaves a complete run, and
+    `neuraltrader report` writes it."""
     from neuraltrader import report
     from neuraltrader.cli import main
 
     def interrupted(run_dir):
+        if wrapped:
+            _wrapped_interrupt()
         raise KeyboardInterrupt
 
     monkeypatch.setattr(report, "write_report", interrupted)
@@ -63,7 +67,8 @@ def test_an_interrupt_while_writing_the_report_leaves_a_complete_run(tmp_path, m
 def test_the_console_script_ends_an_interrupted_command_by_its_signal(monkeypatch, status,
                                                                       ending):
     """The status ``main`` returns becomes the process's: 130 and 143 by re-raising the
-    signal with its default action (after the exit functions ran), others by exit."""
+    signal with its default action (set before the exit functions run, so that a second
+    Ctrl-C ends it there), others by exit."""
     import os
 
     from neuraltrader import cli
@@ -76,30 +81,37 @@ def test_the_console_script_ends_an_interrupted_command_by_its_signal(monkeypatc
     with pytest.raises(SystemExit) as stop:  # reached here only because kill is a stub
         cli.console_main()
     assert stop.value.code == status
-    expected = [] if ending is None else ["atexit", (ending, signal.SIG_DFL),
+    expected = [] if ending is None else [(ending, signal.SIG_DFL), "atexit",
                                           (os.getpid(), ending)]
     assert calls == expected
 
 
-def _interrupt_while_building_a_class():
-    """Ctrl-C landing in a dataclass field's ``__set_name__``, as in a lazy import:
-    Python itself turns the KeyboardInterrupt into a RuntimeError."""
-
-    class Field:
-        def __set_name__(self, owner, name):
-            raise KeyboardInterrupt
-
-    type("Lazy", (), {"field": Field()})
+def _wrapped_interrupt():
+    """Ctrl-C as Python 3.10 and 3.11 deliver it from a dataclass field's
+    ``__set_name__`` (in a lazy import): a RuntimeError the KeyboardInterrupt caused."""
+    try:
+        raise KeyboardInterrupt
+    except KeyboardInterrupt as interrupt:
+        raise RuntimeError("Error calling __set_name__ on 'Field' instance") from interrupt
 
 
 def test_an_interrupt_python_wrapped_is_still_an_interrupt():
-    from neuraltrader.errors import interruption_behind
+    from neuraltrader.errors import Terminated, interruption_behind
 
     with pytest.raises(RuntimeError) as wrapped:
-        _interrupt_while_building_a_class()
+        _wrapped_interrupt()
     assert isinstance(interruption_behind(wrapped.value), KeyboardInterrupt)
-    assert interruption_behind(RuntimeError("a failure")) is None
-    assert interruption_behind(SystemExit(1)) is None
+    terminated = Terminated()
+    assert interruption_behind(terminated) is terminated
+    try:  # a context its author hid is not followed
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            raise RuntimeError("replaced") from None
+    except RuntimeError as hidden:
+        assert interruption_behind(hidden) is None
+    for other in (RuntimeError("a failure"), SystemExit(1), GeneratorExit()):
+        assert interruption_behind(other) is None
 
 
 def test_a_wrapped_interrupt_mid_run_keeps_the_finished_work(tmp_path, monkeypatch, capsys):
@@ -113,7 +125,7 @@ def test_a_wrapped_interrupt_mid_run_keeps_the_finished_work(tmp_path, monkeypat
     def make_optimizer(*args, **kwargs):
         built.append(args)
         if len(built) == 2:
-            _interrupt_while_building_a_class()
+            _wrapped_interrupt()
         return original(*args, **kwargs)
 
     original = train.make_optimizer

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import math
 import os
@@ -15,7 +16,13 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .errors import ConfigError, NeuralTraderError, UnitsFailedError, interruption_behind
+from .errors import (
+    ConfigError,
+    NeuralTraderError,
+    Terminated,
+    UnitsFailedError,
+    interruption_behind,
+)
 
 EXIT_FAILED = 1  # units of the work failed for good; the rest is kept
 EXIT_BAD_INPUT = 2
@@ -263,9 +270,11 @@ def _finish(args: argparse.Namespace, out: Path) -> None:
 
         try:
             print(f"report: {write_report(out)}")
-        except (KeyboardInterrupt, Terminated) as stop:
-            stop.args = (f"{out} is complete but has no report; write it with "
-                         f"`neuraltrader report {out}`",)
+        except BaseException as error:
+            stop = interruption_behind(error)
+            if stop is not None:
+                stop.args = (f"{out} is complete but has no report; write it with "
+                             f"`neuraltrader report {out}`",)
             raise
 
 
@@ -386,11 +395,6 @@ def _run_demo(args: argparse.Namespace) -> int:
     )
 
 
-class Terminated(BaseException):
-    """SIGTERM, raised like ``KeyboardInterrupt`` so that every ``finally`` and staged
-    run directory cleans up on the way out."""
-
-
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 
@@ -449,18 +453,20 @@ def console_main() -> NoReturn:
     Interrupted or terminated, the process ends by that signal once :func:`main` has
     printed its line and removed what it was writing: a shell's ``$?`` is 130 or 143,
     and a loop calling the command stops at Ctrl-C (the convention CPython keeps for an
-    uncaught ``KeyboardInterrupt``). Exiting with 130 instead would leave the status to
-    chance: CPython itself ends the process by SIGINT at exit whenever a
-    ``KeyboardInterrupt`` passed through ``exec`` of a string on its way to our handler,
-    as one does when Ctrl-C lands in a dataclass being built by a lazy import.
+    uncaught ``KeyboardInterrupt``; POSIX only, elsewhere the status is the exit code).
+    Exiting with 130 instead left the status to chance under ``python -m neuraltrader``:
+    CPython ends the process by SIGINT at exit when the last ``exec`` of a string saw a
+    ``KeyboardInterrupt`` pass, as one does when Ctrl-C lands in a dataclass being
+    built by a lazy import, although our handler caught it.
     """
     status = main()
     ending = _ENDING_SIGNALS.get(status)
     if ending is not None and os.name == "posix":
+        signal.signal(ending, signal.SIG_DFL)  # a second Ctrl-C from here ends it at once
         atexit._run_exitfuncs()  # what exiting would run; the default action skips it
-        sys.stdout.flush()
-        sys.stderr.flush()
-        signal.signal(ending, signal.SIG_DFL)
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):  # a reader gone, a closed stream
+                stream.flush()
         os.kill(os.getpid(), ending)
     sys.exit(status)
 

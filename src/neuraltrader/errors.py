@@ -3,7 +3,8 @@
 Every error raised on bad input derives from :class:`NeuralTraderError` (itself a
 ``ValueError``, as scikit-learn does for bad parameters), so callers and the CLI can
 catch one type. Messages name the offending value and what was expected.
-:func:`interruption_behind` finds the interrupt behind an exception it became.
+:class:`Terminated` is SIGTERM raised as an exception, and :func:`interruption_behind`
+finds an interrupt behind an exception it became.
 """
 
 from __future__ import annotations
@@ -37,25 +38,30 @@ class UnitsFailedError(NeuralTraderError):
         super().__init__(f"{len(failed)} of {total} units failed: {first} ({reason}){more}")
 
 
-def interruption_behind(error: BaseException) -> BaseException | None:
-    """``error`` if it is an interruption, else the interruption that caused it, if any.
+class Terminated(BaseException):
+    """SIGTERM, raised like ``KeyboardInterrupt`` (by the CLI's handler) so that every
+    ``finally`` and staged run directory cleans up on the way out."""
 
-    An interruption is a ``BaseException`` that is not an ``Exception``
-    (``KeyboardInterrupt``, the CLI's SIGTERM), ``SystemExit`` and ``GeneratorExit``
-    aside. Python wraps an exception raised while a class is built (a dataclass field's
-    ``__set_name__``) in a ``RuntimeError``, so Ctrl-C landing in a lazy import (torch
-    imports ``torch._dynamo`` when the first optimizer is built) can arrive as one,
-    the interrupt in its chain (``__cause__``, ``__context__``).
+
+def interruption_behind(error: BaseException) -> KeyboardInterrupt | Terminated | None:
+    """``error`` if it is an interrupt (``KeyboardInterrupt`` or :class:`Terminated`),
+    else the interrupt in its chain of causes and contexts, if any.
+
+    Python 3.10 and 3.11 wrap an exception raised while a class is built (a dataclass
+    field's ``__set_name__``) in a ``RuntimeError``, so Ctrl-C landing in a lazy import
+    (torch imports ``torch._dynamo`` when the first optimizer is built) can arrive as
+    one. A context suppressed by ``raise ... from None`` is not followed.
     """
     seen: set[int] = set()
     cause: BaseException | None = error
     while cause is not None and id(cause) not in seen:
-        if not isinstance(cause, Exception | SystemExit | GeneratorExit):
+        if isinstance(cause, KeyboardInterrupt | Terminated):
             return cause
         seen.add(id(cause))
-        cause = cause.__cause__ or cause.__context__
+        cause = (cause.__cause__ if cause.__cause__ is not None or cause.__suppress_context__
+                 else cause.__context__)
     return None
 
 
 __all__ = ["ConfigError", "DataError", "NeuralTraderError", "TrainingError",
-           "UnitsFailedError", "interruption_behind"]
+           "Terminated", "UnitsFailedError", "interruption_behind"]
