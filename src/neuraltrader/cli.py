@@ -430,10 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # the reader (`| head`) has gone: say nothing more
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_BROKEN_PIPE
-    except (KeyboardInterrupt, Terminated) as stop:
-        return _stopped(stop)
-    except Exception as error:
-        stop = interruption_behind(error)  # an interrupt that became another exception
+    except BaseException as error:  # an interrupt, also one that became another error
+        stop = interruption_behind(error)
         if stop is None:
             raise
         return _stopped(stop)
