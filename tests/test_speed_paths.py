@@ -46,6 +46,31 @@ def test_lean_steps_are_torchs_to_the_bit(momentum_windows, name, make):
             assert torch.equal(mine["state"][index][key], state[key])
 
 
+@pytest.mark.parametrize("name", list(LEAN))
+def test_lean_state_survives_load_state_dict_and_torchs_step(momentum_windows, name):
+    """The flat buffers behind the state are rebuilt from a loaded state_dict (a resumed
+    training) and follow torch's own step taken in between, to the bit."""
+    lean, reference, _ = LEAN[name]
+    windows, targets = small(momentum_windows["train"])
+    ours = NeuralTrader(4, 5)
+    theirs = copy.deepcopy(ours)
+    mine, expected = lean(ours.parameters(), lr=0.01), reference(theirs.parameters(), lr=0.01)
+    for model, optimizer in ((ours, mine), (theirs, expected)):
+        train_epoch(model, optimizer, windows, targets, batch_size=500)
+    weights, state = copy.deepcopy((ours.state_dict(), mine.state_dict()))
+    train_epoch(ours, mine, windows, targets, batch_size=500)  # then taken back
+    ours.load_state_dict(weights)
+    mine.load_state_dict(state)
+    for model, optimizer in ((ours, mine), (theirs, expected)):
+        train_epoch(model, optimizer, windows, targets, batch_size=500)
+        optimizer.step()  # torch's step, with the last batch's gradients
+        train_epoch(model, optimizer, windows, targets, batch_size=500)
+    for parameter, reference_parameter in zip(ours.parameters(), theirs.parameters(),
+                                              strict=True):
+        assert torch.equal(parameter, reference_parameter)
+    assert {float(entries["step"]) for entries in mine.state.values()} == {3 * 5 + 1}
+
+
 def test_a_parameter_that_skipped_steps_takes_torchs_step():
     """Adam corrects each parameter by its own step count: unequal counts go to torch."""
     model = NeuralTrader(4, 5)
@@ -76,6 +101,22 @@ def test_other_adam_settings_take_torchs_step(momentum_windows, options):
         train_epoch(net, optimizer, windows, targets, batch_size=700)
     for mine, expected in zip(model.parameters(), reference.parameters(), strict=True):
         assert torch.equal(mine, expected)
+
+
+@pytest.mark.parametrize("name", list(LEAN))
+def test_complex_parameters_take_torchs_step(name):
+    """Torch steps a complex parameter as its real view; the flat buffers would not."""
+    lean, reference, _ = LEAN[name]
+    generator = torch.Generator().manual_seed(0)
+    start = torch.randn(3, dtype=torch.complex64, generator=generator)
+    mine, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    optimizers = lean([mine], lr=0.1), reference([theirs], lr=0.1)
+    for _ in range(3):
+        gradient = torch.randn(3, dtype=torch.complex64, generator=generator)
+        mine.grad, theirs.grad = gradient.clone(), gradient.clone()
+        optimizers[0].unhooked_step()
+        optimizers[1].step()
+    assert torch.equal(mine, theirs)
 
 
 def test_foreach_rmsprop_falls_back_to_torchs_step(momentum_windows):

@@ -7,12 +7,22 @@ at torch's defaults but ``lr`` (what :func:`make_optimizer` builds) it is one
 torch's own single-tensor step, so weights and state are bit for bit torch's
 (``tests/test_speed_paths.py``). Other settings, or a closure, take torch's ``step``.
 
+When every parameter has a gradient, the state lives in flat buffers, one per moment
+(and one for the step counts), with each parameter's entry in ``state`` a view into
+them: each operation is then one kernel over all parameters rather than one per
+parameter, and the gradients are gathered into one buffer with a single
+``torch._foreach_copy_``. ``state`` and ``state_dict`` keep torch's layout, so
+checkpoints, ``load_state_dict`` (after which the buffers are rebuilt) and torch's own
+``step`` work on it unchanged.
+
 On the CPU torch's step costs half of a small policy's training step and a third of a
-backtest's (Adam with its per-parameter Python); this one a fifth of either.
+backtest's (Adam with its per-parameter Python); the per-parameter lean step a fifth of
+either, the flat one half as much again (18 against 40 µs for NeuralTrader(4, 5)).
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,34 +36,95 @@ from .._checks import check_choice, check_float
 _ONE = torch.ones((), device="cpu")
 
 
+class FlatState:
+    """The state of an optimizer's parameters in flat buffers: ``steps`` ``(P,)`` (on
+    the CPU, as torch keeps them), one ``(N,)`` buffer per moment and ``gradients``
+    ``(N,)`` (the step's gradients, then its update), for P parameters of N numbers
+    in all. ``state[parameter]``'s entries are views into them, in torch's shapes."""
+
+    def __init__(self, state: dict[Any, dict[str, Any]], params: list[torch.Tensor],
+                 names: tuple[str, ...]) -> None:
+        first = params[0]
+        total = sum(parameter.numel() for parameter in params)
+        self.state, self.params = state, list(params)
+        self.steps = torch.zeros(len(params))
+        self.moments = [torch.zeros(total, dtype=first.dtype, device=first.device)
+                        for _ in names]
+        self.gradients = torch.empty(total, dtype=first.dtype, device=first.device)
+        self.denominators = torch.empty_like(self.gradients)
+        self.gradient_views: list[torch.Tensor] = []
+        offset = 0
+        for index, parameter in enumerate(params):
+            numbers = slice(offset, offset + parameter.numel())
+            offset = numbers.stop
+            entries = state[parameter]
+            if entries:  # carried over from torch's step or a loaded state_dict
+                self.steps[index] = entries["step"]
+                for moment, name in zip(self.moments, names, strict=True):
+                    moment[numbers] = entries[name].reshape(-1)
+            entries["step"] = self.steps[index]
+            for moment, name in zip(self.moments, names, strict=True):
+                entries[name] = moment[numbers].view_as(parameter)
+            self.gradient_views.append(self.gradients[numbers].view_as(parameter))
+
+    @staticmethod
+    def fits(params: list[torch.Tensor], state: dict[Any, dict[str, Any]],
+             names: tuple[str, ...]) -> bool:
+        """Whether ``params`` can share flat buffers: one real dtype and one device, and
+        each one's state empty or torch's for these moments."""
+        first = params[0]
+        return not first.is_complex() and all(
+            parameter.dtype == first.dtype and parameter.device == first.device
+            and (not state.get(parameter) or state[parameter].keys() == {"step", *names})
+            for parameter in params
+        )
+
+    def holds(self, state: dict[Any, dict[str, Any]], params: list[torch.Tensor]) -> bool:
+        """Whether these buffers are still ``state``'s for exactly ``params``: torch
+        replaces the whole ``state`` when it loads a state_dict (or is unpickled), and
+        otherwise changes its tensors only in place."""
+        return state is self.state and len(params) == len(self.params) and all(
+            map(operator.is_, params, self.params))
+
+
 class LeanStep:
-    """What :class:`RMSprop` and :class:`Adam` share: collect the parameters with a
-    gradient, start their state as torch does (``step`` and the ``MOMENTS``, zeros),
-    count the step, and leave the update to :meth:`_update`."""
+    """What :class:`RMSprop` and :class:`Adam` share: keep the state in a
+    :class:`FlatState`, gather the gradients there, count the step, leave the update to
+    :meth:`_update` and add it to the parameters."""
 
     MOMENTS: tuple[str, ...] = ()
     param_groups: list[dict[str, Any]]
     state: dict[Any, dict[str, Any]]
     step: Any
+    _flat: FlatState | None = None
 
     def _lean(self) -> bool:
         """Whether the group's settings are those :meth:`_update` computes."""
         raise NotImplementedError
 
-    def _update(self, group: dict[str, Any], params: list[torch.Tensor],
-                grads: list[torch.Tensor], moments: list[list[torch.Tensor]],
-                step: float) -> None:
+    def _update(self, group: dict[str, Any], flat: FlatState, step: float) -> None:
+        """Write the update into ``flat.gradients``, given the gradients there, and move
+        the moments on; ``step`` is the count after this step."""
         raise NotImplementedError
 
     def _plain(self) -> bool:
         """What both steps need: one group, torch's single-tensor step (not its foreach,
-        fused, differentiable or capturable ones), a float ``lr``, real parameters."""
+        fused, differentiable or capturable ones), a float ``lr``."""
         group = self.param_groups[0]
         return len(self.param_groups) == 1 and not (
             group.get("foreach") or group.get("fused") or group["differentiable"]
             or group["capturable"] or torch.is_tensor(group["lr"])
-            or any(torch.is_complex(parameter) for parameter in group["params"])
         )
+
+    def _flat_state(self, params: list[torch.Tensor]) -> FlatState | None:
+        """The parameters' :class:`FlatState`, built on the first step and again after
+        their state was replaced; ``None`` if they cannot share one."""
+        if self._flat is not None and self._flat.holds(self.state, params):
+            return self._flat
+        self._flat = None
+        if FlatState.fits(params, self.state, self.MOMENTS):
+            self._flat = FlatState(self.state, params, self.MOMENTS)
+        return self._flat
 
     @torch.no_grad()
     def unhooked_step(self, closure: Any = None) -> Any:
@@ -61,28 +132,20 @@ class LeanStep:
         group = self.param_groups[0]
         if closure is not None or not (self._plain() and self._lean()):
             return self.step(closure)
-        params, grads, steps = [], [], []
-        moments: list[list[torch.Tensor]] = [[] for _ in self.MOMENTS]
-        for parameter in group["params"]:
-            if parameter.grad is None:
-                continue
-            state = self.state[parameter]
-            if not state:  # as torch's step starts
-                state["step"] = torch.zeros(())
-                for name in self.MOMENTS:
-                    state[name] = torch.zeros_like(parameter, memory_format=torch.preserve_format)
-            params.append(parameter)
-            grads.append(parameter.grad)
-            steps.append(state["step"])
-            for moment, name in zip(moments, self.MOMENTS, strict=True):
-                moment.append(state[name])
-        if not params:
-            return None
-        counts = {float(step) for step in steps}  # CPU scalars: no device sync
-        if len(counts) > 1:  # parameters that skipped steps: torch corrects each apart
+        params = group["params"]
+        grads = [parameter.grad for parameter in params]
+        if not params or any(grad is None for grad in grads):
+            return self.step()  # torch's step skips the parameters without a gradient
+        flat = self._flat_state(params)
+        if flat is None:
             return self.step()
-        torch._foreach_add_(steps, [_ONE] * len(steps))
-        self._update(group, params, grads, moments, counts.pop() + 1)
+        counts = flat.steps.tolist()  # on the CPU: no device sync
+        if min(counts) != max(counts):  # parameters that skipped steps: torch corrects each
+            return self.step()
+        torch._foreach_copy_(flat.gradient_views, grads)
+        flat.steps.add_(_ONE)
+        self._update(group, flat, counts[0] + 1)
+        torch._foreach_add_(params, flat.gradient_views)
         return None
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -104,16 +167,13 @@ class RMSprop(LeanStep, torch.optim.RMSprop):
         return not (group["momentum"] or group["centered"] or group["weight_decay"]
                     or group["maximize"])
 
-    def _update(self, group: dict[str, Any], params: list[torch.Tensor],
-                grads: list[torch.Tensor], moments: list[list[torch.Tensor]],
-                step: float) -> None:
-        (averages,) = moments
-        alpha = group["alpha"]
-        torch._foreach_mul_(averages, alpha)
-        torch._foreach_addcmul_(averages, grads, grads, value=1 - alpha)
-        denominators = torch._foreach_sqrt(averages)
-        torch._foreach_add_(denominators, group["eps"])
-        torch._foreach_addcdiv_(params, grads, denominators, value=-group["lr"])
+    def _update(self, group: dict[str, Any], flat: FlatState, step: float) -> None:
+        (averages,) = flat.moments
+        grads, denominators, alpha = flat.gradients, flat.denominators, group["alpha"]
+        averages.mul_(alpha).addcmul_(grads, grads, value=1 - alpha)
+        torch.sqrt(averages, out=denominators).add_(group["eps"])
+        # the parameter's addcdiv_ in two: value * grad / denominator, then added
+        grads.mul_(-group["lr"]).div_(denominators)
 
 
 class Adam(LeanStep, torch.optim.Adam):
@@ -126,19 +186,16 @@ class Adam(LeanStep, torch.optim.Adam):
         return not (group["amsgrad"] or group["weight_decay"] or group["maximize"]
                     or any(map(torch.is_tensor, group["betas"])))
 
-    def _update(self, group: dict[str, Any], params: list[torch.Tensor],
-                grads: list[torch.Tensor], moments: list[list[torch.Tensor]],
-                step: float) -> None:
-        averages, squares = moments
+    def _update(self, group: dict[str, Any], flat: FlatState, step: float) -> None:
+        averages, squares = flat.moments
+        grads, denominators = flat.gradients, flat.denominators
         beta1, beta2 = group["betas"]
-        torch._foreach_lerp_(averages, grads, 1 - beta1)
-        torch._foreach_mul_(squares, beta2)
-        torch._foreach_addcmul_(squares, grads, grads, value=1 - beta2)
+        averages.lerp_(grads, 1 - beta1)
+        squares.mul_(beta2).addcmul_(grads, grads, value=1 - beta2)
+        torch.sqrt(squares, out=denominators).div_((1 - beta2**step) ** 0.5)
+        denominators.add_(group["eps"])
         step_size = group["lr"] / (1 - beta1**step)
-        denominators = torch._foreach_sqrt(squares)
-        torch._foreach_div_(denominators, (1 - beta2**step) ** 0.5)
-        torch._foreach_add_(denominators, group["eps"])
-        torch._foreach_addcdiv_(params, averages, denominators, value=-step_size)
+        torch.mul(averages, -step_size, out=grads).div_(denominators)
 
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
@@ -157,4 +214,4 @@ def make_optimizer(
     return OPTIMIZERS[name](parameters, lr=lr)
 
 
-__all__ = ["OPTIMIZERS", "Adam", "LeanStep", "RMSprop", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "Adam", "FlatState", "LeanStep", "RMSprop", "make_optimizer"]

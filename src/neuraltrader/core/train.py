@@ -26,6 +26,11 @@ from .ensemble import Ensemble, make_ensemble
 from .objectives import Objective, mean_return
 from .optimizers import make_optimizer
 
+try:  # the engine call behind torch.autograd.backward (torch >= 2.3)
+    from torch.autograd.graph import _engine_run_backward
+except ImportError:  # pragma: no cover - older torch
+    _engine_run_backward = None
+
 WindowData = tuple[torch.Tensor, torch.Tensor] | TensorDataset
 
 HISTORY_COLUMNS = ["train_recom", "train_return", "valid_recom", "valid_return"]
@@ -106,6 +111,19 @@ def _batches(
                    flat_targets.index_select(0, rows).view(shape))
 
 
+def _backward(output: torch.Tensor, gradient: torch.Tensor) -> None:
+    """``output.backward(gradient)`` through torch's engine call less the checks and
+    conversions ``torch.autograd.backward`` makes of its arguments, which are known
+    good here (a plain tensor and its same-shaped gradient): about 10 µs of a small
+    policy's 200-µs step. Torch's own call where the engine's is not there (before
+    2.3) or ``output`` is a subclass that may handle ``backward`` itself."""
+    if _engine_run_backward is None or type(output) is not torch.Tensor:
+        output.backward(gradient)
+        return
+    _engine_run_backward((output,), (gradient,), False, False, (),
+                         allow_unreachable=True, accumulate_grad=True)
+
+
 def train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -145,7 +163,7 @@ def train_epoch(
             descent = torch.full_like(gain, -1.0)
         # the gradient of -gain.sum() (replicas' objectives are independent), given
         # rather than computed: two fewer kernels and autograd nodes a step
-        gain.backward(descent)
+        _backward(gain, descent)
         step()
         recoms.append(positions.detach().mean(-1))
         gains.append(gain.detach())
