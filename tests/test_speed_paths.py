@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from torch.overrides import TorchFunctionMode
 
 from neuraltrader import DropoutTrader, NeuralTrader
 from neuraltrader.core.ensemble import LSTMEnsemble, TraderEnsemble, make_ensemble
@@ -38,6 +39,11 @@ def test_lean_steps_are_torchs_to_the_bit(momentum_windows, name, make):
             train_epoch(model, optimizer, windows, targets, batch_size=500)
     for mine, expected in zip(ours.parameters(), theirs.parameters(), strict=True):
         assert torch.equal(mine, expected)
+    flat = optimizers[0]._flat  # the flat path was taken, and the state is its views
+    assert flat is not None
+    assert all(optimizers[0].state[parameter][key]._base is buffer
+               for parameter in ours.parameters()
+               for key, buffer in zip(moments, flat.moments, strict=True))
     mine, expected = (optimizer.state_dict() for optimizer in optimizers)
     assert mine["state"].keys() == expected["state"].keys()
     for index, state in expected["state"].items():
@@ -69,6 +75,24 @@ def test_lean_state_survives_load_state_dict_and_torchs_step(momentum_windows, n
                                               strict=True):
         assert torch.equal(parameter, reference_parameter)
     assert {float(entries["step"]) for entries in mine.state.values()} == {3 * 5 + 1}
+
+
+def test_an_active_torch_function_mode_sees_the_backward(momentum_windows):
+    """The direct engine call is skipped where ``__torch_function__`` may handle
+    ``backward``: a mode (or subclass) sees the call, as with ``Tensor.backward``."""
+    windows, targets = small(momentum_windows["train"], 1000)
+    seen = []
+
+    class Recording(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            seen.append(getattr(func, "__name__", ""))
+            return func(*args, **(kwargs or {}))
+
+    model = NeuralTrader(4, 5)
+    with Recording():
+        train_epoch(model, RMSprop(model.parameters(), lr=0.01), windows, targets,
+                    batch_size=500)
+    assert seen.count("backward") == 2
 
 
 def test_a_parameter_that_skipped_steps_takes_torchs_step():
@@ -104,19 +128,48 @@ def test_other_adam_settings_take_torchs_step(momentum_windows, options):
 
 
 @pytest.mark.parametrize("name", list(LEAN))
-def test_complex_parameters_take_torchs_step(name):
-    """Torch steps a complex parameter as its real view; the flat buffers would not."""
+@pytest.mark.parametrize("dtypes", [
+    (torch.complex64,),  # torch steps it as its real view
+    (torch.bfloat16, torch.bfloat16),  # torch's addcdiv_ rounds once, in float32
+    (torch.float16, torch.float16),
+    (torch.float32, torch.float64),  # no one flat buffer
+], ids=["complex64", "bfloat16", "float16", "mixed"])
+def test_other_dtypes_take_torchs_step(name, dtypes):
     lean, reference, _ = LEAN[name]
     generator = torch.Generator().manual_seed(0)
-    start = torch.randn(3, dtype=torch.complex64, generator=generator)
-    mine, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
-    optimizers = lean([mine], lr=0.1), reference([theirs], lr=0.1)
-    for _ in range(3):
-        gradient = torch.randn(3, dtype=torch.complex64, generator=generator)
-        mine.grad, theirs.grad = gradient.clone(), gradient.clone()
+    shapes = [(50,), (7, 3)][:len(dtypes)]
+    starts = [torch.randn(shape, generator=generator).to(dtype)
+              if not dtype.is_complex else torch.randn(shape, dtype=dtype, generator=generator)
+              for shape, dtype in zip(shapes, dtypes, strict=True)]
+    mine = [torch.nn.Parameter(start.clone()) for start in starts]
+    theirs = [torch.nn.Parameter(start.clone()) for start in starts]
+    optimizers = lean(mine, lr=0.1), reference(theirs, lr=0.1)
+    for _ in range(5):
+        for ours, reference_parameter in zip(mine, theirs, strict=True):
+            gradient = torch.randn(ours.shape, generator=generator).to(ours.dtype)
+            ours.grad, reference_parameter.grad = gradient.clone(), gradient.clone()
         optimizers[0].unhooked_step()
         optimizers[1].step()
-    assert torch.equal(mine, theirs)
+    assert optimizers[0]._flat is None
+    assert all(torch.equal(ours, reference_parameter)
+               for ours, reference_parameter in zip(mine, theirs, strict=True))
+
+
+@pytest.mark.parametrize("name", list(LEAN))
+def test_state_reset_in_place_restarts_as_torchs(momentum_windows, name):
+    """Emptying ``state`` (or replacing an entry) in place is seen: the next step
+    starts afresh, as torch's does, rather than from the old buffers."""
+    lean, reference, _ = LEAN[name]
+    windows, targets = small(momentum_windows["train"])
+    ours = NeuralTrader(4, 5)
+    theirs = copy.deepcopy(ours)
+    optimizers = lean(ours.parameters(), lr=0.01), reference(theirs.parameters(), lr=0.01)
+    for model, optimizer in zip((ours, theirs), optimizers, strict=True):
+        train_epoch(model, optimizer, windows, targets, batch_size=500)
+        optimizer.state.clear()
+        train_epoch(model, optimizer, windows, targets, batch_size=500)
+    for mine, expected in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(mine, expected)
 
 
 def test_foreach_rmsprop_falls_back_to_torchs_step(momentum_windows):

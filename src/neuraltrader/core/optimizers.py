@@ -8,8 +8,9 @@ state lives in flat buffers, one per moment (and one for the step counts), each
 parameter's entry in ``state`` a view into them, and the gradients are gathered into
 one more with a single ``torch._foreach_copy_``. The arithmetic per element is that of
 torch's own single-tensor step, so weights and state are bit for bit torch's
-(``tests/test_speed_paths.py``). Other settings, a closure, or a parameter without a
-gradient take torch's ``step``. ``state`` and ``state_dict`` keep torch's layout, so
+(``tests/test_speed_paths.py``). Other settings, a closure, a parameter without a
+gradient, or parameters that are not all float32 or all float64 on the CPU take
+torch's ``step``. ``state`` and ``state_dict`` keep torch's layout, so
 checkpoints, ``load_state_dict`` (after which the buffers are rebuilt) and torch's own
 ``step`` work on it unchanged.
 
@@ -37,21 +38,31 @@ _ONE = torch.ones((), device="cpu")
 
 class FlatState:
     """The state of an optimizer's parameters in flat buffers: ``steps`` ``(P,)`` (on
-    the CPU, as torch keeps them), one ``(N,)`` buffer per moment and ``gradients``
-    ``(N,)`` (the step's gradients, then its update), for P parameters of N numbers
-    in all. ``state[parameter]``'s entries are views into them, in torch's shapes."""
+    the CPU, as torch keeps them), one ``(N,)`` buffer per moment, and ``gradients`` and
+    ``denominators`` ``(N,)`` for the step's arithmetic (``gradients`` ends as its
+    update), for P parameters of N numbers in all. ``state[parameter]``'s entries are
+    views into them, in torch's shapes."""
+
+    # where the split addcdiv_ (multiply, divide, add) rounds as torch's does: in the
+    # tensor's own dtype, on the CPU (half types round once in float32 there, and
+    # CUDA's kernel divides first)
+    DTYPES = (torch.float32, torch.float64)
 
     def __init__(self, state: dict[Any, dict[str, Any]], params: list[torch.Tensor],
                  names: tuple[str, ...]) -> None:
         first = params[0]
         total = sum(parameter.numel() for parameter in params)
         self.state, self.params = state, list(params)
-        self.steps = torch.zeros(len(params))
+        # torch's dtype for step counts: float64 only under a float64 default
+        counts = torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+        self.steps = torch.zeros(len(params), dtype=counts, device="cpu")
         self.moments = [torch.zeros(total, dtype=first.dtype, device=first.device)
                         for _ in names]
         self.gradients = torch.empty(total, dtype=first.dtype, device=first.device)
         self.denominators = torch.empty_like(self.gradients)
         self.gradient_views: list[torch.Tensor] = []
+        # (parameter, its entries, an entry's name, the view it must still be)
+        self.watched: list[tuple[torch.Tensor, dict[str, Any], str, torch.Tensor]] = []
         offset = 0
         for index, parameter in enumerate(params):
             numbers = slice(offset, offset + parameter.numel())
@@ -65,25 +76,30 @@ class FlatState:
             for moment, name in zip(self.moments, names, strict=True):
                 entries[name] = moment[numbers].view_as(parameter)
             self.gradient_views.append(self.gradients[numbers].view_as(parameter))
+            self.watched += [(parameter, entries, name, entries[name])
+                             for name in ("step", *names)]
 
-    @staticmethod
-    def fits(params: list[torch.Tensor], state: dict[Any, dict[str, Any]],
+    @classmethod
+    def fits(cls, params: list[torch.Tensor], state: dict[Any, dict[str, Any]],
              names: tuple[str, ...]) -> bool:
-        """Whether ``params`` can share flat buffers: one real dtype and one device, and
-        each one's state empty or torch's for these moments."""
+        """Whether ``params`` can share flat buffers: on the CPU, all float32 or all
+        float64, and each one's state empty or torch's for these moments."""
         first = params[0]
-        return not first.is_complex() and all(
+        return first.dtype in cls.DTYPES and first.device.type == "cpu" and all(
             parameter.dtype == first.dtype and parameter.device == first.device
             and (not state.get(parameter) or state[parameter].keys() == {"step", *names})
             for parameter in params
         )
 
     def holds(self, state: dict[Any, dict[str, Any]], params: list[torch.Tensor]) -> bool:
-        """Whether these buffers are still ``state``'s for exactly ``params``: torch
-        replaces the whole ``state`` when it loads a state_dict (or is unpickled), and
-        otherwise changes its tensors only in place."""
+        """Whether these buffers are still ``state``'s for exactly ``params``: the same
+        state (torch replaces it whole to load a state_dict), entries and dtype."""
+        dtype = self.gradients.dtype
         return state is self.state and len(params) == len(self.params) and all(
-            map(operator.is_, params, self.params))
+            map(operator.is_, params, self.params)) and all(
+            parameter.dtype == dtype and state.get(parameter) is entries
+            and entries.get(name) is view
+            for parameter, entries, name, view in self.watched)
 
 
 class LeanStep:

@@ -116,8 +116,10 @@ def _backward(output: torch.Tensor, gradient: torch.Tensor) -> None:
     conversions ``torch.autograd.backward`` makes of its arguments, which are known
     good here (a plain tensor and its same-shaped gradient): about 10 µs of a single
     small policy's 250-µs step. Torch's own call where the engine's is not there
-    (before 2.3) or ``output`` is a subclass that may handle ``backward`` itself."""
-    if _engine_run_backward is None or type(output) is not torch.Tensor:
+    (before 2.3), where ``__torch_function__`` may handle ``backward`` (a tensor
+    subclass, an active mode) and inside a ``torch.func`` transform (torch's error)."""
+    if (_engine_run_backward is None or torch._C._has_torch_function_unary(output)
+            or torch._C._are_functorch_transforms_active()):
         output.backward(gradient)
         return
     _engine_run_backward((output,), (gradient,), False, False, (),
