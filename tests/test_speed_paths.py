@@ -24,21 +24,33 @@ LEAN = {"rmsprop": (RMSprop, torch.optim.RMSprop, ("square_avg",)),
         "adam": (Adam, torch.optim.Adam, ("exp_avg", "exp_avg_sq"))}
 
 
+def twins(name, make=lambda: NeuralTrader(4, 5)):
+    """Two equal models, the first with the lean optimizer ``name``, the second with
+    torch's: ``(ours, theirs), (lean, torch's)``."""
+    lean, reference, _ = LEAN[name]
+    ours = make()
+    theirs = copy.deepcopy(ours)
+    return (ours, theirs), (lean(ours.parameters(), lr=0.01),
+                            reference(theirs.parameters(), lr=0.01))
+
+
+def assert_same_weights(ours, theirs):
+    for mine, expected in zip(ours.parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(mine, expected)
+
+
 @pytest.mark.parametrize("name", list(LEAN))
 @pytest.mark.parametrize("make", [lambda: NeuralTrader(4, 5),
                                   lambda: TraderEnsemble(NeuralTrader(4, 5), 3)])
 def test_lean_steps_are_torchs_to_the_bit(momentum_windows, name, make):
     """Weights and state: the same elementwise arithmetic, less Python."""
-    lean, reference, moments = LEAN[name]
+    moments = LEAN[name][2]
     windows, targets = small(momentum_windows["train"])
-    ours = make()
-    theirs = copy.deepcopy(ours)
-    optimizers = lean(ours.parameters(), lr=0.01), reference(theirs.parameters(), lr=0.01)
+    (ours, theirs), optimizers = twins(name, make)
     for model, optimizer in zip((ours, theirs), optimizers, strict=True):
         for _ in range(3):
             train_epoch(model, optimizer, windows, targets, batch_size=500)
-    for mine, expected in zip(ours.parameters(), theirs.parameters(), strict=True):
-        assert torch.equal(mine, expected)
+    assert_same_weights(ours, theirs)
     flat = optimizers[0]._flat  # the flat path was taken, and the state is its views
     assert flat is not None
     assert all(optimizers[0].state[parameter][key]._base is buffer
@@ -56,11 +68,8 @@ def test_lean_steps_are_torchs_to_the_bit(momentum_windows, name, make):
 def test_lean_state_survives_load_state_dict_and_torchs_step(momentum_windows, name):
     """The flat buffers behind the state are rebuilt from a loaded state_dict (a resumed
     training) and follow torch's own step taken in between, to the bit."""
-    lean, reference, _ = LEAN[name]
     windows, targets = small(momentum_windows["train"])
-    ours = NeuralTrader(4, 5)
-    theirs = copy.deepcopy(ours)
-    mine, expected = lean(ours.parameters(), lr=0.01), reference(theirs.parameters(), lr=0.01)
+    (ours, theirs), (mine, expected) = twins(name)
     for model, optimizer in ((ours, mine), (theirs, expected)):
         train_epoch(model, optimizer, windows, targets, batch_size=500)
     weights, state = copy.deepcopy((ours.state_dict(), mine.state_dict()))
@@ -71,9 +80,7 @@ def test_lean_state_survives_load_state_dict_and_torchs_step(momentum_windows, n
         train_epoch(model, optimizer, windows, targets, batch_size=500)
         optimizer.step()  # torch's step, with the last batch's gradients
         train_epoch(model, optimizer, windows, targets, batch_size=500)
-    for parameter, reference_parameter in zip(ours.parameters(), theirs.parameters(),
-                                              strict=True):
-        assert torch.equal(parameter, reference_parameter)
+    assert_same_weights(ours, theirs)
     assert {float(entries["step"]) for entries in mine.state.values()} == {3 * 5 + 1}
 
 
@@ -109,8 +116,7 @@ def test_a_parameter_that_skipped_steps_takes_torchs_step():
             if step == 0:
                 net.linear1.bias.grad = None  # skipped its first step
             getattr(optimizer, "unhooked_step", optimizer.step)()
-    for mine, expected in zip(model.parameters(), reference.parameters(), strict=True):
-        assert torch.equal(mine, expected)
+    assert_same_weights(model, reference)
 
 
 @pytest.mark.parametrize("options", [{"amsgrad": True}, {"weight_decay": 0.1},
@@ -123,8 +129,7 @@ def test_other_adam_settings_take_torchs_step(momentum_windows, options):
     theirs = torch.optim.Adam(reference.parameters(), lr=0.01, **options)
     for net, optimizer in ((model, ours), (reference, theirs)):
         train_epoch(net, optimizer, windows, targets, batch_size=700)
-    for mine, expected in zip(model.parameters(), reference.parameters(), strict=True):
-        assert torch.equal(mine, expected)
+    assert_same_weights(model, reference)
 
 
 @pytest.mark.parametrize("name", list(LEAN))
@@ -155,21 +160,28 @@ def test_other_dtypes_take_torchs_step(name, dtypes):
                for ours, reference_parameter in zip(mine, theirs, strict=True))
 
 
+def _empty(state, parameter):
+    state.clear()
+
+
+def _fresh_moment(state, parameter):
+    entries = state[parameter]
+    name = next(key for key in entries if key != "step")
+    entries[name] = torch.zeros_like(parameter)
+
+
 @pytest.mark.parametrize("name", list(LEAN))
-def test_state_reset_in_place_restarts_as_torchs(momentum_windows, name):
-    """Emptying ``state`` (or replacing an entry) in place is seen: the next step
-    starts afresh, as torch's does, rather than from the old buffers."""
-    lean, reference, _ = LEAN[name]
+@pytest.mark.parametrize("reset", [_empty, _fresh_moment])
+def test_state_reset_in_place_carries_on_as_torchs(momentum_windows, name, reset):
+    """Emptying ``state`` or replacing an entry in place is seen: the next step starts
+    from the state as torch's would, rather than from the old buffers."""
     windows, targets = small(momentum_windows["train"])
-    ours = NeuralTrader(4, 5)
-    theirs = copy.deepcopy(ours)
-    optimizers = lean(ours.parameters(), lr=0.01), reference(theirs.parameters(), lr=0.01)
-    for model, optimizer in zip((ours, theirs), optimizers, strict=True):
+    models, optimizers = twins(name)
+    for model, optimizer in zip(models, optimizers, strict=True):
         train_epoch(model, optimizer, windows, targets, batch_size=500)
-        optimizer.state.clear()
+        reset(optimizer.state, next(model.parameters()))
         train_epoch(model, optimizer, windows, targets, batch_size=500)
-    for mine, expected in zip(ours.parameters(), theirs.parameters(), strict=True):
-        assert torch.equal(mine, expected)
+    assert_same_weights(*models)
 
 
 def test_foreach_rmsprop_falls_back_to_torchs_step(momentum_windows):

@@ -31,10 +31,6 @@ from torch import nn
 
 from .._checks import check_choice, check_float
 
-# a step's count, added as a tensor (the scalar overload converts it once per tensor);
-# on the CPU, where torch keeps the counts of every step but a capturable one
-_ONE = torch.ones((), device="cpu")
-
 
 class FlatState:
     """The state of an optimizer's parameters in flat buffers: ``steps`` ``(P,)`` (on
@@ -158,7 +154,7 @@ class LeanStep:
         if min(counts) != max(counts):  # parameters that skipped steps: torch corrects each
             return self.step()
         torch._foreach_copy_(flat.gradient_views, grads)
-        flat.steps.add_(_ONE)
+        flat.steps.add_(1)
         self._update(group, flat, counts[0] + 1)
         torch._foreach_add_(params, flat.gradient_views)
         return None
