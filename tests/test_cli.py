@@ -12,6 +12,7 @@ from neuraltrader.cli import main
 from neuraltrader.io.checkpoint import load_policy
 from neuraltrader.io.config import load_config
 from neuraltrader.pipelines import study as experiment
+from neuraltrader.pipelines.backtest import BacktestConfig
 from neuraltrader.pipelines.study import StudyConfig
 
 RESULT_KEYS = {
@@ -260,6 +261,30 @@ def test_threads_option_sets_torchs_thread_count(tmp_path, capsys):
     assert main(["run", "--threads", "0", "--out", str(tmp_path / "zero")]) == 2
     assert "train.threads must lie in [1, 1024], got 0" in capsys.readouterr().err
     assert not (tmp_path / "zero").exists()
+
+
+def test_a_run_records_the_thread_count_it_used(tmp_path):
+    """Without --threads a run trains on torch's count and writes it into config.toml, so
+    that the config repeats the run to the bit; a Ray task's count is 1 (its CPUs)."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main(["demo", "linear", "--set", "train.steps=5", "--out", str(tmp_path / "a"),
+                     "--no-progress", "--no-report"]) == 0
+        assert torch.get_num_threads() == 2
+        assert "threads = 2" in (tmp_path / "a" / "config.toml").read_text()
+        torch.set_num_threads(1)  # the recorded count wins over this process's
+        assert main(["demo", "linear", "--config", str(tmp_path / "a" / "config.toml"),
+                     "--out", str(tmp_path / "b"), "--no-progress", "--no-report"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    train = BacktestConfig().train
+    train.resolve_threads("ray")
+    assert train.threads == 1
+    train.threads = 3
+    train.resolve_threads("local")
+    assert train.threads == 3
 
 
 def test_usage_errors_are_one_line(capsys):

@@ -255,6 +255,8 @@ def _execute(args: argparse.Namespace, config_class: type, runner: Callable[...,
 
     _append_options(args, {"device": "train.device", "threads": "train.threads"})
     config = load_config(config_class, args.config, args.overrides)
+    engine = getattr(config, "engine", None)
+    config.train.resolve_threads(engine.kind if engine is not None else "local")
     config.train.apply_threads()
     out = check_run_dir(args.out) if args.out is not None else default_run_dir()
     print(runner(config, out, progress=not args.no_progress))

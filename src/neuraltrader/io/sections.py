@@ -57,10 +57,20 @@ class OptimizerSection:
     optimizer: str = setting("rmsprop", choices=tuple(OPTIMIZERS), help="the optimizer")
     device: str = setting("cpu", help="where to train: cpu, cuda, cuda:N or auto (--device)")
     threads: int | None = setting(None, ge=1, le=MAX_THREADS,
-                                  help="CPU threads for torch (--threads); unset: torch's default")
+                                  help="CPU threads for torch (--threads); unset: torch's "
+                                  "default (1 per Ray task); a run records the count used")
 
     def check(self) -> None:
         resolve_device(self.device)
+
+    def resolve_threads(self, engine: str = "local") -> None:
+        """Fill an unset ``threads`` with the count the run will use: torch's in this
+        process, 1 for a Ray task (a task's CPUs). A run records it in its config, since
+        the CPU kernels split their work by thread and the split moves the last bits of
+        results (which training can amplify): a resumed run, or the same config on the
+        other engine, then computes what the run did."""
+        if self.threads is None:
+            self.threads = 1 if engine == "ray" else torch.get_num_threads()
 
     def apply_threads(self) -> None:
         """Set torch's CPU thread count to ``threads`` when it is set (the process's
