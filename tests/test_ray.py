@@ -130,6 +130,26 @@ def test_ray_gives_the_files_of_a_local_run(cluster, local_runs, tmp_path, monke
     assert config["engine"]["kind"] == "ray"
 
 
+def test_a_ray_run_records_one_thread_and_refuses_tasks_no_node_fits(cluster, tmp_path, capsys):
+    """Unset, train.threads is a Ray task's 1 CPU, whatever this process runs on, and the
+    run's config.toml says so; a count larger than any node's CPUs (the cluster has 2)
+    is one line before any work, where Ray would wait for such a node forever."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert main([*BACKTEST, *RAY, "--epochs", "2", "--out", str(tmp_path / "one")]) == 0
+        assert "threads = 1" in (tmp_path / "one" / "config.toml").read_text()
+        capsys.readouterr()
+        assert main([*BACKTEST, *RAY, "--threads", "3", "--out", str(tmp_path / "three")]) == 2
+    finally:
+        torch.set_num_threads(before)
+    assert ("train.threads=3: each Ray task would take 3 CPUs, and the largest node has 2"
+            in capsys.readouterr().err)
+    assert not (tmp_path / "three").exists()
+
+
 def test_a_worker_killed_mid_unit_is_retried_and_the_run_completes(
     cluster, local_runs, tmp_path
 ):

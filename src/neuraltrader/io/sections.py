@@ -70,7 +70,7 @@ class OptimizerSection:
         results (which training can amplify): a resumed run, or the same config on the
         other engine, then computes what the run did."""
         if self.threads is None:
-            self.threads = 1 if engine == "ray" else torch.get_num_threads()
+            self.threads = 1 if engine == "ray" else min(torch.get_num_threads(), MAX_THREADS)
 
     def apply_threads(self) -> None:
         """Set torch's CPU thread count to ``threads`` when it is set (the process's

@@ -82,11 +82,26 @@ class RayEngine(Engine):
         if self.started:
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                      configure_logging=True, log_to_driver=True)
+        self._check_fits(cpus_per_task)
         self.threads = cpus_per_task
         self.remote = ray.remote(run_unit_task).options(
             max_retries=max_retries, retry_exceptions=False, num_cpus=cpus_per_task,
             num_gpus=gpus_per_task)
         self.pending: dict[Any, UnitTask] = {}
+
+    def _check_fits(self, cpus_per_task: int) -> None:
+        """Refuse, before any work, tasks that no node has the CPUs for: Ray would wait
+        for such a node forever (a run recorded on more threads than the cluster's
+        nodes have cores, resumed here)."""
+        largest = max((node["Resources"].get("CPU", 0.0) for node in self.ray.nodes()
+                       if node.get("Alive")), default=0.0)
+        if cpus_per_task > largest:
+            if self.started:
+                self.ray.shutdown()
+            raise ConfigError(
+                f"train.threads={cpus_per_task}: each Ray task would take {cpus_per_task} "
+                f"CPUs, and the largest node has {largest:g}; set --threads {int(largest) or 1}"
+                f" or fewer (a run at another thread count differs in its last bits)")
 
     def share(self, value: Any) -> _Shared:
         return _Shared(self.ray.put(value))
