@@ -24,6 +24,7 @@ from .checkpoint import MAX_DIMENSION, MAX_SEEDS
 from .config import setting
 
 MAX_THREADS = 1024
+RAY_TASK_THREADS = 1  # a Ray task's CPUs, and threads, when train.threads is unset
 MAX_GPUS_PER_TASK = 64
 
 
@@ -70,7 +71,8 @@ class OptimizerSection:
         results (which training can amplify): a resumed run, or the same config on the
         other engine, then computes what the run did."""
         if self.threads is None:
-            self.threads = 1 if engine == "ray" else min(torch.get_num_threads(), MAX_THREADS)
+            self.threads = (RAY_TASK_THREADS if engine == "ray"
+                            else min(torch.get_num_threads(), MAX_THREADS))
 
     def apply_threads(self) -> None:
         """Set torch's CPU thread count to ``threads`` when it is set (the process's
@@ -121,4 +123,5 @@ class EngineSection:
             raise ConfigError(f"engine.address={self.address!r} needs engine.kind='ray'")
 
 
-__all__ = ["EngineSection", "ModelSection", "OptimizerSection", "TrainSection", "WindowDataSection"]
+__all__ = ["RAY_TASK_THREADS", "EngineSection", "ModelSection", "OptimizerSection", "TrainSection",
+           "WindowDataSection"]

@@ -82,12 +82,12 @@ class RayEngine(Engine):
         if self.started:
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                      configure_logging=True, log_to_driver=True)
+        self.pending: dict[Any, UnitTask] = {}
         self._check_fits(cpus_per_task)
         self.threads = cpus_per_task
         self.remote = ray.remote(run_unit_task).options(
             max_retries=max_retries, retry_exceptions=False, num_cpus=cpus_per_task,
             num_gpus=gpus_per_task)
-        self.pending: dict[Any, UnitTask] = {}
 
     def _check_fits(self, cpus_per_task: int) -> None:
         """Refuse, before any work, tasks that no node has the CPUs for: Ray would wait
@@ -96,8 +96,7 @@ class RayEngine(Engine):
         largest = max((node["Resources"].get("CPU", 0.0) for node in self.ray.nodes()
                        if node.get("Alive")), default=0.0)
         if cpus_per_task > largest:
-            if self.started:
-                self.ray.shutdown()
+            self.close()
             raise ConfigError(
                 f"train.threads={cpus_per_task}: each Ray task would take {cpus_per_task} "
                 f"CPUs, and the largest node has {largest:g}; set --threads {int(largest) or 1}"
