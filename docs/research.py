@@ -2,9 +2,11 @@
 momentum and the MACD trend rule on real prices, every position at 15% annual volatility
 (ex ante), after 2 bps costs, with the SPA p-value against the best of the benchmarks.
 
-Each row is one default ``neuraltrader backtest`` (4 seeds, 100 epochs a block, yearly
-walk-forward; its printed table kept as ``table``); ``mlp+momentum`` is the mlp on the
-momentum features. Results go to
+Each row is one default ``neuraltrader backtest --threads 1`` (4 seeds, 100 epochs a
+block, yearly walk-forward; its printed table kept as ``table``); ``mlp+momentum`` is the
+mlp on the momentum features. One thread, because results depend on the thread count in
+the last bits and training carries them into the figures; each row records its thread
+count and torch version. Results go to
 ``docs/research.json`` as each run finishes (a rerun skips the rows already there), and
 the table is printed as Markdown; ``--readme`` writes it, and the S&P 500 mlp's printed
 output, into README.md between their markers. ``tests/test_docs.py`` checks that the
@@ -33,6 +35,7 @@ QUOTED = ("sp500", "mlp")  # the row whose printed table the README shows
 BENCHMARKS = ("buy_and_hold", "tsmom", "macd")
 DATA = ("sp500", "nasdaq", "daily-universe")
 MODELS = ("mlp", "mlp+momentum", "lstm", "transformer")
+THREADS = 1  # the rows' torch thread count (--threads 1 on the command line)
 
 
 def config_for(data: str, model: str) -> BacktestConfig:
@@ -41,16 +44,20 @@ def config_for(data: str, model: str) -> BacktestConfig:
     kind, _, features = model.partition("+")
     config.data.name, config.model.kind = data, kind
     config.data.features = features or "returns"
+    config.train.threads = THREADS
     config.validate()
     return config
 
 
 def row(data: str, model: str) -> dict[str, object]:
     """One backtest's figures for the table."""
+    config = config_for(data, model)
+    config.train.apply_threads()
     started = time.perf_counter()
-    metrics = run_backtest(config_for(data, model), progress=False).metrics
+    metrics = run_backtest(config, progress=False).metrics
     figures = {"data": data, "model": model, "start": metrics["data"]["start"],
-               "end": metrics["data"]["end"], "seconds": round(time.perf_counter() - started, 1)}
+               "end": metrics["data"]["end"], "seconds": round(time.perf_counter() - started, 1),
+               "threads": torch.get_num_threads(), "torch": torch.__version__}
     figures |= {"sharpe": metrics["strategy"]["sharpe"],
                 "volatility": metrics["strategy"]["annual_volatility"],
                 "spa_pvalue": metrics["spa_pvalue"], "binding": metrics["spa"]["benchmark"]}
