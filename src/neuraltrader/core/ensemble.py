@@ -125,7 +125,7 @@ class _HiddenLayers(torch.autograd.Function):
     The backward runs the kernels autograd runs for the same expression (so the
     gradients are the same to the bit), less what autograd adds: the hidden layer's
     gradient is a broadcast product instead of a batched matmul over one term, the
-    sigmoid is taken in place, and one node replaces seven.
+    sigmoid and its gradient are taken in place, and one node replaces seven.
 
     Shapes: ``inputs`` ``(E, L*F, B)``, ``weight0`` ``(E, H, L*F)``, ``bias0`` ``(E, H,
     1)``, ``weight1`` ``(E, 1, H)``, ``bias1`` ``(E, 1, 1)``, ``masks`` ``(E, H, B)`` or
@@ -148,7 +148,8 @@ class _HiddenLayers(torch.autograd.Function):
         grad_hidden = weight1.transpose(1, 2) * grad_score  # (E, H, B): one term, exact
         if masks is not None:
             grad_hidden.mul_(masks)
-        grad_pre = torch.ops.aten.sigmoid_backward(grad_hidden, hidden)
+        grad_pre = torch.ops.aten.sigmoid_backward.grad_input(  # in place: no new buffer
+            grad_hidden, hidden, grad_input=grad_hidden)
         grad_weight0 = grad_pre.bmm(inputs.transpose(1, 2))
         grad_bias0 = grad_pre.sum(-1, keepdim=True)
         # the windows' gradient only when asked for (a saliency map): training never does
