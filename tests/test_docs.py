@@ -39,7 +39,7 @@ def test_the_quoted_research_row_still_gives_the_readmes_figures(tmp_path, monke
                   if (row["data"], row["model"]) == research.QUOTED)
     fresh = research.row(*research.QUOTED)
     assert research.markdown([fresh]) == research.markdown([stored])
-    assert fresh["threads"] == stored.get("threads", 1) == 1
+    assert fresh["threads"] == stored["threads"] == 1
     assert list(tmp_path.iterdir()) == []
 
 
