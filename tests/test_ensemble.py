@@ -9,7 +9,7 @@ from neuraltrader.core.ensemble import (
     TraderEnsemble,
     make_ensemble,
 )
-from neuraltrader.core.policies import LSTMTrader, WindowPolicy
+from neuraltrader.core.policies import LSTMTrader, TransformerTrader, WindowPolicy
 from neuraltrader.core.registry import POLICIES
 
 SETTINGS = {"epochs": 6, "batch_size": 700, "progress": False}
@@ -190,3 +190,20 @@ def test_every_registered_policy_trains_as_an_ensemble(momentum_windows, name):
         for key, value in model.state_dict().items():
             torch.testing.assert_close(ensemble.replica(index).state_dict()[key], value,
                                        rtol=1e-4, atol=1e-5)
+
+
+def test_an_ensembles_training_depends_on_its_seeds_alone(momentum_windows):
+    """The transformer's nn.Dropout draws from torch's global generator: fit seeds it
+    from the ensemble's seeds, so the same ensemble trains to the same numbers whatever
+    the process drew before (a backtest block resumed, or run on another Ray worker,
+    after other work), and the caller's generator is left where it was."""
+    train, valid = small(momentum_windows["train"], 700), momentum_windows["valid"]
+    template = TransformerTrader(4, hidden=4, layers=1, heads=2, dropout=0.3)
+    histories = []
+    for earlier_seed in (0, 1):
+        torch.manual_seed(earlier_seed)  # the state earlier work leaves behind
+        before = torch.get_rng_state()
+        histories.append(fit(make_ensemble(template, [2, 5]), train, valid, epochs=2,
+                             batch_size=350, progress=False))
+        assert torch.equal(torch.get_rng_state(), before)
+    pd.testing.assert_frame_equal(*histories, check_exact=True)

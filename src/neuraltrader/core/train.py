@@ -10,6 +10,7 @@ single policy (statistics of shape ``()``) or an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
@@ -20,7 +21,7 @@ from torch.utils.data import TensorDataset
 from tqdm.auto import tqdm
 
 from .._checks import check_int, check_tensor
-from .._random import Seed, as_generator
+from .._random import Seed, as_generator, derive_seed, seeded
 from ..errors import DataError, TrainingError
 from .ensemble import Ensemble, make_ensemble
 from .objectives import Objective, mean_return
@@ -34,6 +35,7 @@ except ImportError:  # pragma: no cover - older torch
 WindowData = tuple[torch.Tensor, torch.Tensor] | TensorDataset
 
 HISTORY_COLUMNS = ["train_recom", "train_return", "valid_recom", "valid_return"]
+_FIT_DRAWS_KEY = 0x66697400  # keys an ensemble's global draws in fit apart from other streams
 
 
 def as_window_pair(
@@ -323,7 +325,10 @@ def fit(
         Seed or ``torch.Generator`` for a single policy's shuffling. Its initial weights
         and its dropout masks' stream are drawn from torch's global generator when the
         policy is built: build it under :func:`neuraltrader.seeded` to fix them. An
-        ensemble's replica ``s`` shuffles with seed ``s`` instead.
+        ensemble's replica ``s`` shuffles with seed ``s`` instead, and what the policy
+        draws from torch's global generators while it trains (``nn.Dropout`` under
+        ``vmap``) comes from them seeded from the ensemble's seeds, the caller's state
+        left as it was.
     objective
         ``objective(positions, targets)`` to maximise, reducing the last axis.
     seeds
@@ -387,34 +392,42 @@ def fit(
     stopped = torch.zeros((), dtype=torch.bool, device=device)
     last = epochs - 1
     start = 0
-    snapshot = state.load() if state is not None else None
-    if snapshot is not None:
-        start = _restore(snapshot, model, optim, shufflers, best, history)
-    for epoch in tqdm(range(start, epochs), desc=description, disable=not progress,
-                      leave=False, initial=start, total=epochs):
-        order = None
-        if shuffle:
-            for shuffler, row in zip(shufflers, orders, strict=True):
-                torch.randperm(len(row), generator=shuffler, out=row)
-            order = orders if replicas is not None else orders[0]
-        history[epoch, ..., :2] = train_epoch(
-            model, optim, train_x, train_y, batch_size=batch_size, order=order, objective=objective
-        )
-        history[epoch, ..., 2:] = evaluate(model, valid_x, valid_y, objective)
-        if best is not None:
-            stopped = best.update(model, history[epoch, ..., 3], epoch)
-        # the epoch's one host synchronisation: divergence and early stopping together
-        finite, done = torch.stack((torch.isfinite(history[epoch]).all(), stopped)).tolist()
-        if not finite:
-            raise TrainingError(
-                f"training diverged at epoch {epoch + 1}: non-finite statistics "
-                f"{history[epoch].tolist()}; lower the learning rate (lr={lr})"
+    # an ensemble's own random draws (nn.Dropout under vmap, on the generic path) come
+    # from torch's global generators: seeded from its seeds, its training depends on
+    # them alone, not on what the process drew before, so a unit of work gives the same
+    # numbers in any order, on any worker, resumed or not
+    randomness = (seeded(derive_seed(_FIT_DRAWS_KEY, *model.seeds), device)
+                  if replicas is not None else contextlib.nullcontext())
+    with randomness:
+        snapshot = state.load() if state is not None else None
+        if snapshot is not None:
+            start = _restore(snapshot, model, optim, shufflers, best, history)
+        for epoch in tqdm(range(start, epochs), desc=description, disable=not progress,
+                          leave=False, initial=start, total=epochs):
+            order = None
+            if shuffle:
+                for shuffler, row in zip(shufflers, orders, strict=True):
+                    torch.randperm(len(row), generator=shuffler, out=row)
+                order = orders if replicas is not None else orders[0]
+            history[epoch, ..., :2] = train_epoch(
+                model, optim, train_x, train_y, batch_size=batch_size, order=order,
+                objective=objective,
             )
-        if done:
-            last = epoch
-            break
-        if state is not None and (epoch + 1) % state.every == 0 and epoch + 1 < epochs:
-            state.save(_snapshot(epoch + 1, model, optim, shufflers, best, history))
+            history[epoch, ..., 2:] = evaluate(model, valid_x, valid_y, objective)
+            if best is not None:
+                stopped = best.update(model, history[epoch, ..., 3], epoch)
+            # the epoch's one host synchronisation: divergence and early stopping together
+            finite, done = torch.stack((torch.isfinite(history[epoch]).all(), stopped)).tolist()
+            if not finite:
+                raise TrainingError(
+                    f"training diverged at epoch {epoch + 1}: non-finite statistics "
+                    f"{history[epoch].tolist()}; lower the learning rate (lr={lr})"
+                )
+            if done:
+                last = epoch
+                break
+            if state is not None and (epoch + 1) % state.every == 0 and epoch + 1 < epochs:
+                state.save(_snapshot(epoch + 1, model, optim, shufflers, best, history))
     if best is not None and restore_best:
         best.restore(model)
     return _history_frame(history[: last + 1].cpu(), model, best)
