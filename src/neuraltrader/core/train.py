@@ -256,9 +256,15 @@ def _snapshot(
         "mask_draws": getattr(model, "mask_draws", 0),
         "mask_keys": getattr(model, "mask_keys", None),
         "global_rng": torch.get_rng_state(),
+        "device_rng": _device_rng_state(history.device),
         "history": history[:epochs_done],
         "best": best.state() if best is not None else None,
     }
+
+
+def _device_rng_state(device: torch.device) -> torch.Tensor | None:
+    """A CUDA device's generator state (what its ``nn.Dropout`` draws from), else ``None``."""
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else None
 
 
 def _restore(
@@ -275,6 +281,8 @@ def _restore(
         if snapshot.get("mask_keys") is not None:
             model.mask_keys.copy_(snapshot["mask_keys"])
     torch.set_rng_state(snapshot["global_rng"])
+    if snapshot.get("device_rng") is not None and history.device.type == "cuda":
+        torch.cuda.set_rng_state(snapshot["device_rng"], history.device)
     done = int(snapshot["epochs_done"])
     history[:done] = snapshot["history"].to(history.device)
     if best is not None:
@@ -325,10 +333,9 @@ def fit(
         Seed or ``torch.Generator`` for a single policy's shuffling. Its initial weights
         and its dropout masks' stream are drawn from torch's global generator when the
         policy is built: build it under :func:`neuraltrader.seeded` to fix them. An
-        ensemble's replica ``s`` shuffles with seed ``s`` instead, and what the policy
-        draws from torch's global generators while it trains (``nn.Dropout`` under
-        ``vmap``) comes from them seeded from the ensemble's seeds, the caller's state
-        left as it was.
+        ensemble's replica ``s`` shuffles with seed ``s`` instead, and the policy's own
+        draws (``nn.Dropout`` under ``vmap``) come from the global generators seeded from
+        the ensemble's seeds, the caller's state left as it was (CPU and CUDA).
     objective
         ``objective(positions, targets)`` to maximise, reducing the last axis.
     seeds
@@ -392,10 +399,8 @@ def fit(
     stopped = torch.zeros((), dtype=torch.bool, device=device)
     last = epochs - 1
     start = 0
-    # an ensemble's own random draws (nn.Dropout under vmap, on the generic path) come
-    # from torch's global generators: seeded from its seeds, its training depends on
-    # them alone, not on what the process drew before, so a unit of work gives the same
-    # numbers in any order, on any worker, resumed or not
+    # an ensemble's global draws seeded from its seeds: a unit of work gives the same
+    # numbers in any order, on any worker, resumed or not (snapshots keep the states)
     randomness = (seeded(derive_seed(_FIT_DRAWS_KEY, *model.seeds), device)
                   if replicas is not None else contextlib.nullcontext())
     with randomness:
