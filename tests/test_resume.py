@@ -47,6 +47,15 @@ def start_and_kill(arguments, out, unit, signum=signal.SIGKILL):
     return process.returncode, stderr
 
 
+def run_whole_and_killed(arguments, tmp_path, unit):
+    """Run ``arguments`` to the end into ``whole``, and again into ``killed``, SIGKILLed
+    once unit ``unit`` is written; return both directories."""
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    assert main([*arguments, "--out", str(whole), *QUICK]) == 0
+    start_and_kill(arguments, killed, unit)
+    return whole, killed
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     root = tmp_path_factory.mktemp("uninterrupted")
@@ -115,10 +124,7 @@ def test_training_resumes_from_its_last_kept_state(tmp_path, monkeypatch):
     study = ["run", "--set", "data.datasets=momentum", "--set", "model.models=dropout",
              "--set", "data.n_train=100", "--set", "train.epochs=1500",
              "--set", "train.checkpoint_every=100", "--seeds", "2"]
-    whole = tmp_path / "whole"
-    assert main([*study, "--out", str(whole), *QUICK]) == 0
-    out = tmp_path / "killed"
-    start_and_kill(study, out, "momentum-dropout.training")
+    whole, out = run_whole_and_killed(study, tmp_path, "momentum-dropout.training")
     staging = next(tmp_path.glob(".killed.incomplete-*"))
     assert not (staging / "units" / "momentum-dropout").exists()  # mid-training
     epochs = []
@@ -216,10 +222,7 @@ def test_a_resumed_sweep_of_a_policy_drawing_torchs_generator_gives_the_same_fig
     arguments = ["sweep", "--grid", "model.hidden=2,4,6", "--set", "model.models=transformer",
                  "--set", "model.dropout=0.3", "--set", "data.n_train=100",
                  "--set", "train.epochs=15", "--seeds", "2"]
-    whole = tmp_path / "whole"
-    assert main([*arguments, "--out", str(whole), *QUICK]) == 0
-    out = tmp_path / "killed"
-    start_and_kill(arguments, out, "cell-0")
+    whole, out = run_whole_and_killed(arguments, tmp_path, "cell-0")
     assert len(list(tmp_path.glob(".killed.incomplete-*/units/cell-*"))) < 3
     assert main(["resume", str(out), *QUICK]) == 0
     assert metrics(out) == metrics(whole)
