@@ -6,6 +6,7 @@ import matplotlib.image
 import pandas as pd
 import pytest
 import torch
+from conftest import torch_threads
 
 from neuraltrader import __version__
 from neuraltrader.cli import main
@@ -248,16 +249,11 @@ def test_backtest_takes_at_most_one_source(capsys, tmp_path):
 
 
 def test_threads_option_sets_torchs_thread_count(tmp_path, capsys):
-    import torch
-
-    before = torch.get_num_threads()
-    try:
+    with torch_threads():
         assert main(["demo", "linear", "--threads", "2", "--set", "train.steps=5",
                      "--out", str(tmp_path / "two"), "--no-progress", "--no-report"]) == 0
         assert torch.get_num_threads() == 2
         assert "threads = 2" in (tmp_path / "two" / "config.toml").read_text()
-    finally:
-        torch.set_num_threads(before)
     assert main(["run", "--threads", "0", "--out", str(tmp_path / "zero")]) == 2
     assert "train.threads must lie in [1, 1024], got 0" in capsys.readouterr().err
     assert not (tmp_path / "zero").exists()
@@ -266,9 +262,7 @@ def test_threads_option_sets_torchs_thread_count(tmp_path, capsys):
 def test_a_run_records_the_thread_count_it_used(tmp_path):
     """Without --threads a run trains on torch's count and writes it into config.toml, so
     that the config repeats the run to the bit; a Ray task's count is 1 (its CPUs)."""
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
+    with torch_threads(2):
         assert main(["demo", "linear", "--set", "train.steps=5", "--out", str(tmp_path / "a"),
                      "--no-progress", "--no-report"]) == 0
         assert torch.get_num_threads() == 2
@@ -277,8 +271,6 @@ def test_a_run_records_the_thread_count_it_used(tmp_path):
         assert main(["demo", "linear", "--config", str(tmp_path / "a" / "config.toml"),
                      "--out", str(tmp_path / "b"), "--no-progress", "--no-report"]) == 0
         assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(before)
     train = BacktestConfig().train
     train.resolve_threads("ray")
     assert train.threads == 1

@@ -5,8 +5,7 @@ fails here."""
 from __future__ import annotations
 
 import pytest
-import torch
-from conftest import docs_script
+from conftest import docs_script, torch_threads
 
 
 @pytest.mark.parametrize("script", ["research", "examples"])
@@ -38,11 +37,8 @@ def test_the_quoted_research_row_still_gives_the_readmes_figures(tmp_path, monke
     research = docs_script("research")
     stored = next(row for row in research.stored()
                   if (row["data"], row["model"]) == research.QUOTED)
-    torch.set_num_threads(2)  # the row sets its own count
-    try:
+    with torch_threads(2):  # the row sets its own count
         fresh = research.row(*research.QUOTED)
-    finally:
-        torch.set_num_threads(1)
     assert research.markdown([fresh]) == research.markdown([stored])
     assert fresh["threads"] == stored["threads"] == 1
     assert list(tmp_path.iterdir()) == []

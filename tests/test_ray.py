@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import torch_threads
 
 ray = pytest.importorskip("ray", reason='Ray is not installed: pip install "neuraltrader[ray]"')
 
@@ -134,17 +135,11 @@ def test_a_ray_run_records_one_thread_and_refuses_tasks_no_node_fits(cluster, tm
     """Unset, train.threads is a Ray task's 1 CPU, whatever this process runs on, and the
     run's config.toml says so; a count larger than any node's CPUs (the cluster has 2)
     is one line before any work, where Ray would wait for such a node forever."""
-    import torch
-
-    before = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
+    with torch_threads(2):
         assert main([*BACKTEST, *RAY, "--epochs", "2", "--out", str(tmp_path / "one")]) == 0
         assert "threads = 1" in (tmp_path / "one" / "config.toml").read_text()
         capsys.readouterr()
         assert main([*BACKTEST, *RAY, "--threads", "3", "--out", str(tmp_path / "three")]) == 2
-    finally:
-        torch.set_num_threads(before)
     assert ("train.threads=3: each Ray task would take 3 CPUs, and the largest node has 2"
             in capsys.readouterr().err)
     assert not (tmp_path / "three").exists()

@@ -50,10 +50,10 @@ def seeded(seed: int, device: torch.device | str | None = None) -> Iterator[None
     one's lazy queue, 0.1-0.4 ms a call). Other devices (``mps``) are not seeded.
     """
     device = torch.device("cpu" if device is None else device)
-    cuda = [] if device.type != "cuda" else [
+    cuda_indices = [] if device.type != "cuda" else [
         device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=cuda, device_type="cuda"):
+    with torch.random.fork_rng(devices=cuda_indices, device_type="cuda"):
         torch.random.default_generator.manual_seed(seed)
-        for index in cuda:
+        for index in cuda_indices:
             torch.cuda.default_generators[index].manual_seed(seed)
         yield
